@@ -1,0 +1,5 @@
+import sys
+
+from dicebench.cli import main
+
+sys.exit(main())
