@@ -12,9 +12,34 @@ from typing import Any, NamedTuple
 from torch import nn
 
 from dicebench.errors import DicebenchError
+from dicebench.losses.baselines import (
+    CrossEntropyLoss,
+    DiceCELoss,
+    SensitivitySpecificityLoss,
+    WeightedCrossEntropyLoss,
+    frequency_weights,
+)
 from dicebench.losses.dice import SoftDiceLoss, WeightedDiceLoss, dice_gradient_map, shen_weights
+from dicebench.losses.gdl import GeneralizedDiceLoss, gdl_weights
+from dicebench.losses.mime import MimeLoss, mime_coefficients
 
-__all__ = ["LOSSES", "get_loss", "dice_gradient_map", "shen_weights", "SoftDiceLoss", "WeightedDiceLoss"]
+__all__ = [
+    "LOSSES",
+    "get_loss",
+    "dice_gradient_map",
+    "shen_weights",
+    "gdl_weights",
+    "mime_coefficients",
+    "frequency_weights",
+    "SoftDiceLoss",
+    "WeightedDiceLoss",
+    "GeneralizedDiceLoss",
+    "MimeLoss",
+    "CrossEntropyLoss",
+    "WeightedCrossEntropyLoss",
+    "SensitivitySpecificityLoss",
+    "DiceCELoss",
+]
 
 _NO_WEIGHTING = (None, "none")
 
@@ -31,7 +56,13 @@ class LossSpec(NamedTuple):
 LOSSES: dict[str, LossSpec] = {
     "dice": LossSpec(SoftDiceLoss, {"squared": False, "name": "dice"}, False, ""),
     "vnet": LossSpec(SoftDiceLoss, {"squared": True, "name": "vnet"}, False, ""),
+    "gdl": LossSpec(GeneralizedDiceLoss, {}, False, ""),
+    "mime": LossSpec(MimeLoss, {}, False, "voxels_per_case"),
     "weighted_dice": LossSpec(WeightedDiceLoss, {}, True, "voxels_per_class (simple, square)"),
+    "ce": LossSpec(CrossEntropyLoss, {}, False, ""),
+    "wce": LossSpec(WeightedCrossEntropyLoss, {}, False, "voxels_per_class"),
+    "sensitivity_specificity": LossSpec(SensitivitySpecificityLoss, {}, False, ""),
+    "dice_ce": LossSpec(DiceCELoss, {}, False, ""),
 }
 
 
