@@ -1,0 +1,26 @@
+# dicebench: the published experiments on Dice-family losses, end to end.
+#   snakemake --cores 2                      # the default run (config/config.yaml)
+#   snakemake results/<cell>/metrics.csv     # one cell of a table
+# The stages live in workflow/rules/, one file each; the code they call in src/dicebench/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

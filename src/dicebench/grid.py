@@ -1,0 +1,144 @@
+"""The experiment grid: config -> cells, and each cell's resolved settings and folder.
+
+The grid of an experiment is the product datasets x networks x losses x weightings x lrs x
+seeds, less the pairs that mean nothing: a class weighting (`uniform`, `simple`, `square`,
+Shen et al.) goes with `weighted_dice` only, and every other loss runs with `none`.
+
+The Snakefile, the tests and the reporting code all use these functions, so a cell's path
+and settings are computed in exactly one place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicebench.errors import DicebenchError
+
+WEIGHTED_LOSSES = {"weighted_dice"}
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+CELL_PATTERN = "{experiment}/{dataset}/{network}/{loss}-{weighting}/lr{lr}/seed{seed}"
+WILDCARD_CONSTRAINTS = {
+    "experiment": r"[A-Za-z0-9_]+",
+    "dataset": r"[A-Za-z0-9_]+",
+    "preprocessing": r"[A-Za-z0-9_]+",
+    "network": r"[A-Za-z0-9_]+",
+    "loss": r"[a-z_]+",
+    "weighting": r"none|uniform|simple|square",
+    "lr": r"[0-9][0-9.e+-]*",
+    "seed": r"[0-9]+",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    experiment: str
+    dataset: str
+    network: str
+    loss: str
+    weighting: str
+    lr: str  # formatted, as in the path
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return CELL_PATTERN.format(**self.__dict__)
+
+
+def format_lr(lr: float) -> str:
+    """The learning rate as it appears in paths: 0.001, 0.0005, 1e-05 (six significant digits)."""
+    return f"{float(lr):g}"
+
+
+def validate_config(config: dict) -> dict:
+    """Schema validation with defaults filled in, then the cross-references a schema can't see."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as exc:
+        raise DicebenchError(f"invalid config: {_schema_message(exc)}") from None
+    for name, exp in config["experiments"].items():
+        for ds in exp["datasets"]:
+            if ds not in config["datasets"]:
+                raise DicebenchError(f"invalid config: experiments.{name}.datasets names '{ds}', "
+                                     f"which is not under datasets ({', '.join(config['datasets'])})")
+        if exp["preprocessing"] not in config["preprocessing"]:
+            raise DicebenchError(f"invalid config: experiments.{name}.preprocessing '{exp['preprocessing']}' "
+                                 f"is not under preprocessing ({', '.join(config['preprocessing'])})")
+        for key, allowed in (("network_params", exp["networks"]), ("loss_params", exp["losses"])):
+            for k in exp.get(key, {}):
+                if k not in allowed:
+                    raise DicebenchError(f"invalid config: experiments.{name}.{key}.{k} names a {key[:-7]} "
+                                         f"not in the experiment ({', '.join(allowed)})")
+        if not list(experiment_cells(name, exp)):
+            raise DicebenchError(f"invalid config: experiments.{name} has no cell: class weightings "
+                                 f"(uniform/simple/square) go with weighted_dice, 'none' with every other loss")
+        dims = 3 if len(exp["recipe"]["patch_size"]) == 3 else 2
+        for net in exp["networks"]:
+            net_dims = 2 if net.endswith("2d") else 3 if net.endswith("3d") else \
+                int(exp.get("network_params", {}).get(net, {}).get("dims", 3))
+            if net_dims != dims:
+                raise DicebenchError(f"invalid config: experiments.{name}: network {net} is {net_dims}D but "
+                                     f"recipe.patch_size {exp['recipe']['patch_size']} is {dims}D")
+    return config
+
+
+def _schema_message(exc: Exception) -> str:
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and hasattr(cause, "message"):
+        where = ".".join(str(p) for p in getattr(cause, "absolute_path", [])) or "(top level)"
+        return f"{where}: {cause.message}"
+    return " ".join(text.split())[:500]
+
+
+def experiment_cells(name: str, exp: dict):
+    for ds, net, loss, weighting, lr, seed in itertools.product(
+        exp["datasets"], exp["networks"], exp["losses"], exp.get("weightings", ["none"]), exp["lrs"], exp["seeds"]
+    ):
+        if (loss in WEIGHTED_LOSSES) != (weighting != "none"):
+            continue
+        yield Cell(name, ds, net, loss, weighting, format_lr(lr), int(seed))
+
+
+def all_cells(config: dict) -> list[Cell]:
+    return [c for name, exp in config["experiments"].items() for c in experiment_cells(name, exp)]
+
+
+def cell_from_wildcards(config: dict, w) -> Cell:
+    cell = Cell(w.experiment, w.dataset, w.network, w.loss, w.weighting, w.lr, int(w.seed))
+    if cell not in all_cells(config):
+        raise DicebenchError(f"{cell.path} is not a cell of the configured grid")
+    return cell
+
+
+def cell_settings(config: dict, cell: Cell) -> dict:
+    """Everything the trainer needs, resolved: recorded verbatim in cell.json."""
+    exp = config["experiments"][cell.experiment]
+    lr = next(lr for lr in exp["lrs"] if format_lr(lr) == cell.lr)
+    return {
+        "experiment": cell.experiment,
+        "dataset": cell.dataset,
+        "preprocessing": exp["preprocessing"],
+        "network": cell.network,
+        "network_params": exp.get("network_params", {}).get(cell.network, {}),
+        "loss": cell.loss,
+        "weighting": cell.weighting,
+        "loss_params": exp.get("loss_params", {}).get(cell.loss, {}),
+        "lr": float(lr),
+        "seed": cell.seed,
+        "recipe": exp["recipe"],
+        "threads": config.get("threads_per_job", 1),
+    }
+
+
+def preprocessed_dir(config: dict, dataset: str, preset: str) -> str:
+    return f"{config['results']}/preprocessed/{dataset}/{preset}"
+
+
+def raw_dir(config: dict, dataset: str) -> str:
+    return f"{config['results']}/datasets/{dataset}"

@@ -1,0 +1,78 @@
+"""Tables: every cell's `metrics.csv` of an experiment gathered into one table.
+
+`table.csv` is long-form (one row per cell and class, every number from a run the
+workflow made); `table.md` pivots it for reading: one row per (dataset, network, loss,
+weighting, lr), one column per class, each entry "DSC / HD95" as mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dicebench.errors import DicebenchError
+from dicebench.io import atomic_path, write_text
+
+CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
+
+
+def collect(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
+    frames = []
+    for path in metrics_paths:
+        path = Path(path)
+        cell_json = path.parent / "cell.json"
+        try:
+            settings = json.loads(cell_json.read_text())["settings"]
+            df = pd.read_csv(path)
+        except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError) as exc:
+            raise DicebenchError(f"{path}: cannot read the cell's metrics ({exc})") from None
+        meta = {k: settings[k] for k in CELL_KEYS}
+        df = df.assign(**meta, experiment=experiment, cell=str(path.parent))
+        frames.append(df)
+    if not frames:
+        raise DicebenchError(f"experiment '{experiment}': no metrics to aggregate")
+    table = pd.concat(frames, ignore_index=True)
+    front = ["experiment", *CELL_KEYS]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds; one column per class with 'DSC / HD95' (DSC in %, HD95 in mm)."""
+    keys = ["dataset", "network", "loss", "weighting", "lr"]
+    grouped = table.groupby(keys + ["class_index", "class"], sort=False)[["dsc_mean", "hd95_mean"]].mean()
+    grouped = grouped.reset_index()
+    seeds = table.groupby(keys, sort=False)["seed"].nunique().rename("seeds").reset_index()
+    grouped["entry"] = [f"{100 * d:.1f} / {h:.1f}" for d, h in zip(grouped["dsc_mean"], grouped["hd95_mean"])]
+    wide = grouped.pivot_table(index=keys, columns="class", values="entry", aggfunc="first", sort=False)
+    order = grouped.drop_duplicates("class").sort_values("class_index", key=lambda s: s.where(s >= 0, 10**6))
+    wide = wide[[c for c in order["class"] if c in wide.columns]].reset_index()
+    return wide.merge(seeds, on=keys)
+
+
+def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_path: Path) -> pd.DataFrame:
+    table = collect(experiment, metrics_paths)
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    wide = pivot(table)
+    md = (f"# {experiment}: mean test DSC (%) / HD95 (mm)\n\n"
+          f"Every entry is the mean over the test cases (and over seeds where there are several) of a "
+          f"cell the workflow trained; `all` is the mean over the object classes.\n\n"
+          + wide.to_markdown(index=False) + "\n")
+    write_text(md_path, md)
+    return table
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--metrics", required=True, nargs="+", type=Path, help="the cells' metrics.csv files")
+    p.add_argument("--root", type=Path, default=Path("results"))
+    p.add_argument("--csv", required=True, type=Path)
+    p.add_argument("--md", required=True, type=Path)
+
+
+def run(args: argparse.Namespace) -> int:
+    write_tables(args.experiment, args.metrics, args.csv, args.md)
+    return 0

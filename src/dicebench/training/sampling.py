@@ -1,0 +1,139 @@
+"""Loading a preprocessed dataset into memory and sampling training patches from it.
+
+2D networks train on axial slices, 3D networks on random crops, as in the papers. Each
+batch draws its patches from different cases where there are enough of them (Shen et al.:
+"mini-batch sizes of three subvolumes sampled from different training patients").
+Foreground oversampling is configurable and off by default, as in the papers.
+
+All randomness comes from the `numpy.random.Generator` passed in, so a resumed run that
+restores the generator's state draws exactly the same patches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from dicebench.errors import DicebenchError
+from dicebench.io import read_image
+
+
+@dataclass
+class Case:
+    name: str
+    image: np.ndarray  # (C, Z, Y, X) float32
+    label: np.ndarray  # (Z, Y, X) int64
+
+
+def list_cases(dataset_dir: Path, split: str = "Tr") -> list[str]:
+    labels = sorted((Path(dataset_dir) / f"labels{split}").glob("*.nii.gz"))
+    return [p.name[: -len(".nii.gz")] for p in labels]
+
+
+def image_paths(dataset_dir: Path, case: str, split: str, n_channels: int) -> list[Path]:
+    return [Path(dataset_dir) / f"images{split}" / f"{case}_{c:04d}.nii.gz" for c in range(n_channels)]
+
+
+def load_case(dataset_dir: Path, case: str, split: str, n_channels: int) -> Case:
+    channels = [sitk.GetArrayFromImage(read_image(p)).astype(np.float32)
+                for p in image_paths(dataset_dir, case, split, n_channels)]
+    label = sitk.GetArrayFromImage(read_image(Path(dataset_dir) / f"labels{split}" / f"{case}.nii.gz"))
+    image = np.stack(channels)
+    if image.shape[1:] != label.shape:
+        raise DicebenchError(f"{dataset_dir}/labels{split}/{case}.nii.gz: shape {label.shape} "
+                             f"differs from its image {image.shape[1:]}")
+    return Case(case, image, label.astype(np.int64))
+
+
+def dataset_info(dataset_dir: Path) -> dict:
+    path = Path(dataset_dir) / "dataset.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DicebenchError(f"{path}: cannot read dataset.json ({exc})") from None
+
+
+def split_cases(cases: list[str], val_fraction: float, split_seed: int = 0) -> tuple[list[str], list[str]]:
+    """A fixed train/validation split of the training cases, shared by every cell of a dataset."""
+    order = np.random.default_rng(split_seed).permutation(len(cases))
+    n_val = max(1, int(round(len(cases) * val_fraction)))
+    if n_val >= len(cases):
+        raise DicebenchError(f"{len(cases)} training case(s) cannot give a validation split of {val_fraction}")
+    val = sorted(cases[i] for i in order[:n_val])
+    return [c for c in cases if c not in val], val
+
+
+def _crop_or_pad(arrays: list[np.ndarray], start: list[int], size: tuple[int, ...], fill: list[float]) -> list[np.ndarray]:
+    """Crop the trailing spatial axes at `start` with `size`, padding with `fill` outside."""
+    out = []
+    for arr, value in zip(arrays, fill):
+        spatial = arr.shape[-len(size):]
+        result = np.full(arr.shape[: -len(size)] + tuple(size), value, dtype=arr.dtype)
+        src, dst = [], []
+        for s, n, full in zip(start, size, spatial):
+            lo, hi = max(s, 0), min(s + n, full)
+            src.append(slice(lo, hi))
+            dst.append(slice(lo - s, hi - s))
+        lead = (slice(None),) * (arr.ndim - len(size))
+        result[lead + tuple(dst)] = arr[lead + tuple(src)]
+        out.append(result)
+    return out
+
+
+def _random_start(rng, spatial, size, centre=None):
+    starts = []
+    for i, (full, n) in enumerate(zip(spatial, size)):
+        if centre is not None:
+            lo = int(centre[i]) - n // 2 + int(rng.integers(-n // 4, n // 4 + 1))
+        else:
+            lo = int(rng.integers(0, full - n + 1)) if full >= n else -int(rng.integers(0, n - full + 1))
+        starts.append(lo)
+    return starts
+
+
+def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, patch_size: tuple[int, ...],
+                 fg_oversample: float = 0.0, augment: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (B, C, *patch) and labels (B, *patch); 2D patches are axial slices."""
+    dims = len(patch_size)
+    idx = rng.choice(len(cases), batch_size, replace=batch_size > len(cases))
+    images, labels = [], []
+    for i in idx:
+        case = cases[int(i)]
+        image, label = case.image, case.label
+        fg = rng.random() < fg_oversample
+        centre = None
+        if fg:
+            voxels = np.argwhere(label > 0)
+            if len(voxels):
+                centre = voxels[int(rng.integers(len(voxels)))]
+        if dims == 2:
+            z = int(centre[0]) if centre is not None else int(rng.integers(label.shape[0]))
+            image, label = image[:, z], label[z]
+            centre = centre[1:] if centre is not None else None
+        start = _random_start(rng, label.shape, patch_size, centre)
+        im, lb = _crop_or_pad([image, label], start, patch_size, [float(image.min()), 0])
+        if augment:
+            im, lb = augment_patch(im, lb, rng, augment)
+        images.append(im)
+        labels.append(lb)
+    return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)
+
+
+def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg: dict):
+    """Random flips and 90-degree in-plane rotations, image and label together."""
+    dims = label.ndim
+    if cfg.get("flip"):
+        for ax in range(dims):
+            if rng.random() < 0.5:
+                image, label = np.flip(image, axis=ax + 1), np.flip(label, axis=ax)
+    if cfg.get("rot90"):
+        k = int(rng.integers(4))
+        if label.shape[-1] != label.shape[-2]:
+            k = 2 * (k % 2)  # a quarter turn would change a non-square patch's shape
+        image = np.rot90(image, k, axes=(dims - 1, dims))
+        label = np.rot90(label, k, axes=(dims - 2, dims - 1))
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)

@@ -1,0 +1,72 @@
+"""The config schema and the grid: a bad key or value stops with a message naming it."""
+
+import copy
+
+import pytest
+import yaml
+
+from dicebench import grid
+from dicebench.errors import DicebenchError
+
+
+@pytest.fixture(scope="module")
+def default_config(repo_root):
+    return yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+
+
+def _valid(cfg):
+    return grid.validate_config(copy.deepcopy(cfg))
+
+
+def test_default_config_is_valid_and_fills_defaults(default_config):
+    cfg = _valid(default_config)
+    assert cfg["inference"]["overlap"] == 0.5
+    assert cfg["experiments"]["kervadec2023"]["recipe"]["val_fraction"] == 0.2
+    assert set(cfg["experiments"]) == {"liu2018", "kervadec2023", "shen2018", "sudre2017"}
+
+
+def test_default_grid_runs_every_loss(default_config):
+    cells = grid.all_cells(_valid(default_config))
+    assert {c.loss for c in cells} == {"dice", "vnet", "gdl", "mime", "weighted_dice", "ce", "wce",
+                                       "sensitivity_specificity", "dice_ce"}
+    shen = [c for c in cells if c.experiment == "shen2018"]
+    assert {(c.weighting, c.lr) for c in shen} == {(w, lr) for w in ("uniform", "simple", "square")
+                                                   for lr in ("0.001", "0.01")}
+    # One cell, one directory.
+    assert len({c.path for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["experiments"]["liu2018"].update(lrs=[-1]), "lrs"),
+        (lambda c: c["experiments"]["liu2018"].update(losses=["dicee"]), "dicee"),
+        (lambda c: c["experiments"]["liu2018"].update(unknown_key=1), "unknown_key"),
+        (lambda c: c["experiments"]["liu2018"]["recipe"].update(optimizer="rmsprop"), "rmsprop"),
+        (lambda c: c["experiments"]["liu2018"].update(datasets=["nope"]), "nope"),
+        (lambda c: c["experiments"]["liu2018"].update(preprocessing="nope"), "preprocessing"),
+        (lambda c: c["experiments"]["liu2018"].update(weightings=["square"]), "no cell"),
+        (lambda c: c["experiments"]["liu2018"]["recipe"].update(patch_size=[32, 32]), "3D"),
+        (lambda c: c["datasets"]["synth_acdc"].update(n_train=1), "n_train"),
+    ],
+)
+def test_bad_config_names_the_problem(default_config, mutate, message):
+    cfg = copy.deepcopy(default_config)
+    mutate(cfg)
+    with pytest.raises(DicebenchError, match=message):
+        grid.validate_config(cfg)
+
+
+def test_lr_formatting_round_trips():
+    for lr in (0.001, 0.01, 0.0005, 1e-5, 5e-4):
+        assert float(grid.format_lr(lr)) == lr
+    assert grid.format_lr(0.001) == "0.001" and grid.format_lr(1e-5) == "1e-05"
+
+
+def test_cell_settings_are_resolved(default_config):
+    cfg = _valid(default_config)
+    cell = next(c for c in grid.all_cells(cfg) if c.experiment == "liu2018")
+    s = grid.cell_settings(cfg, cell)
+    assert s["recipe"]["optimizer"] == "sgd" and s["recipe"]["optimizer_params"]["momentum"] == 0.99
+    assert s["network_params"] == {"dims": 3, "width": 6} and s["loss"] == "vnet"
+    assert cell.path == "liu2018/synth_prostate/rdd/vnet-none/lr0.01/seed0"

@@ -1,0 +1,103 @@
+"""End to end: the real Snakemake DAG on a tiny config, in a temporary directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "results": "results",
+    "figures": "figures",
+    "threads_per_job": 1,
+    "datasets": {
+        "synth_acdc": {"source": "synthetic", "phantom": "acdc", "n_train": 3, "n_test": 1, "seed": 1,
+                       "shape": [4, 32, 32]},
+        "synth_abdomen": {"source": "synthetic", "phantom": "abdomen", "n_train": 3, "n_test": 1, "seed": 2,
+                          "shape": [16, 24, 24]},
+    },
+    "preprocessing": {
+        "mri": {"target_spacing": [2.0, 2.0, None], "n4": {"enabled": True, "iterations": [5]},
+                "normalization": "zscore"},
+        "ct": {"target_spacing": None, "normalization": "ct"},
+    },
+    "experiments": {
+        "tiny2d": {"datasets": ["synth_acdc"], "preprocessing": "mri", "networks": ["unet2d"],
+                   "network_params": {"unet2d": {"width": 4}}, "losses": ["dice", "mime"],
+                   "lrs": [0.01], "seeds": [0],
+                   "recipe": {"optimizer": "adam", "iterations": 4, "batch_size": 2, "patch_size": [16, 16],
+                              "val_interval": 2}},
+        "tiny3d": {"datasets": ["synth_abdomen"], "preprocessing": "ct", "networks": ["unet3d"],
+                   "network_params": {"unet3d": {"width": 2, "depth": 2}}, "losses": ["weighted_dice"],
+                   "weightings": ["square"], "lrs": [0.001], "seeds": [0],
+                   "recipe": {"optimizer": "sgd", "optimizer_params": {"momentum": 0.9}, "iterations": 3,
+                              "batch_size": 2, "patch_size": [8, 8, 8], "val_interval": 3}},
+    },
+}
+
+
+def _snakemake(workdir: Path, repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config" / "config.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, repo_root):
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "config").mkdir()
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(work, repo_root)
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in (work / "results" / "logs").rglob("*.log"))
+        pytest.fail(f"snakemake failed:\n{proc.stderr[-4000:]}\n{logs}")
+    return work
+
+
+def test_every_cell_has_a_finite_dsc(tiny_run):
+    cells = sorted((tiny_run / "results").glob("tiny*/*/*/*/lr*/seed*"))
+    assert len(cells) == 3
+    for cell in cells:
+        metrics = pd.read_csv(cell / "metrics.csv")
+        assert metrics["dsc_mean"].notna().all() and (metrics["dsc_mean"].between(0, 1)).all(), cell
+        info = json.loads((cell / "cell.json").read_text())
+        assert info["parameters"] > 0 and info["device"].startswith("cpu")
+        assert info["settings"]["lr"] in (0.01, 0.001)
+        assert len(list((cell / "predictions").glob("*.nii.gz"))) == 1
+
+
+def test_predictions_lie_on_the_original_images(tiny_run):
+    import SimpleITK as sitk
+
+    for pred in (tiny_run / "results").glob("tiny*/*/*/*/lr*/seed*/predictions/*.nii.gz"):
+        dataset = pred.relative_to(tiny_run / "results").parts[1]
+        case = pred.name[: -len(".nii.gz")]
+        ref = sitk.ReadImage(str(tiny_run / "results" / "datasets" / dataset / "imagesTs" / f"{case}_0000.nii.gz"))
+        p = sitk.ReadImage(str(pred))
+        assert p.GetSize() == ref.GetSize()
+        for attr in ("GetSpacing", "GetOrigin", "GetDirection"):
+            assert getattr(p, attr)() == pytest.approx(getattr(ref, attr)(), abs=1e-5)
+
+
+def test_tables_and_figures(tiny_run):
+    for exp in ("tiny2d", "tiny3d"):
+        table = pd.read_csv(tiny_run / "results" / exp / "table.csv")
+        assert {"dataset", "loss", "weighting", "lr", "seed", "class", "dsc_mean", "hd95_mean"} <= set(table.columns)
+        assert "all" in set(table["class"])
+        assert (tiny_run / "results" / exp / "table.md").read_text().startswith(f"# {exp}")
+        png = tiny_run / "figures" / f"{exp}_learning_curves.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_has_nothing_to_do(tiny_run, repo_root):
+    proc = _snakemake(tiny_run, repo_root, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,0 +1,50 @@
+# Config validation, the grid, and helpers shared by every stage.
+import json
+import sys
+
+from dicebench.errors import DicebenchError
+from dicebench import grid
+
+try:
+    grid.validate_config(config)
+except DicebenchError as exc:
+    sys.exit(f"dicebench: {exc}")
+
+RESULTS = config["results"]
+FIGURES = config["figures"]
+CELLS = grid.all_cells(config)
+CELL = f"{RESULTS}/{grid.CELL_PATTERN}"
+# Every rule shells out to the package's own command line.
+DICEBENCH = "dicebench"
+
+
+wildcard_constraints:
+    **grid.WILDCARD_CONSTRAINTS,
+
+
+def cell_of(wildcards):
+    return grid.cell_from_wildcards(config, wildcards)
+
+
+def preset_of(wildcards):
+    return config["experiments"][wildcards.experiment]["preprocessing"]
+
+
+def preprocessed_of(wildcards):
+    return grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards)) + "/data"
+
+
+def class_stats_of(wildcards):
+    return grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards)) + "/class_stats.json"
+
+
+def cells_of(experiment):
+    return [c for c in CELLS if c.experiment == experiment]
+
+
+def all_targets():
+    targets = []
+    for name in config["experiments"]:
+        targets += [f"{RESULTS}/{name}/table.csv", f"{RESULTS}/{name}/table.md",
+                    f"{FIGURES}/{name}_learning_curves.png"]
+    return targets

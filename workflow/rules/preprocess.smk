@@ -1,0 +1,32 @@
+# Stage 2: N4, resampling and normalisation, once per (dataset, preprocessing preset);
+# then the training split's class statistics (weights, Mime coefficients).
+
+
+rule preprocess:
+    input:
+        f"{RESULTS}/datasets/{{dataset}}",
+    output:
+        directory(f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/data"),
+    params:
+        settings=lambda w: json.dumps(config["preprocessing"][w.preprocessing]),
+    threads: 2
+    log:
+        f"{RESULTS}/logs/preprocess/{{dataset}}/{{preprocessing}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/preprocess/{{dataset}}/{{preprocessing}}.tsv"
+    shell:
+        "{DICEBENCH} preprocess --raw {input} --out {output} --settings '{params.settings}' "
+        "--workers {threads} > {log} 2>&1"
+
+
+rule class_stats:
+    input:
+        f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/data",
+    output:
+        f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/class_stats.json",
+    log:
+        f"{RESULTS}/logs/class_stats/{{dataset}}/{{preprocessing}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/class_stats/{{dataset}}/{{preprocessing}}.tsv"
+    shell:
+        "{DICEBENCH} class-stats --dataset {input} --out {output} > {log} 2>&1"
