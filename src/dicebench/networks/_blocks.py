@@ -45,3 +45,31 @@ def conv_norm_act(dims: int, cin: int, cout: int, norm_kind: str, kernel: int = 
     """conv -> norm -> ReLU; the conv has no bias because the norm's shift replaces it."""
     return nn.Sequential(conv(dims, cin, cout, kernel, stride=stride, dilation=dilation, bias=False),
                          norm(norm_kind, dims, cout), nn.ReLU(inplace=True))
+
+
+def check_input(name: str, x, dims: int, divisor: int, norm_kind: str, training: bool) -> None:
+    """Fail with a clear message, not a deep PyTorch error, when the input cannot go through:
+    wrong number of dimensions, a spatial size not divisible by the down-sampling factor, or
+    a bottleneck where the normalisation sees a single value per channel (BatchNorm training
+    with batch size 1 on a 1-voxel bottleneck; InstanceNorm on a 1-voxel bottleneck)."""
+    from dicebench.errors import DicebenchError
+
+    if x.dim() != dims + 2:
+        raise DicebenchError(f"network '{name}' takes (batch, channels, {dims} spatial dims) input, "
+                             f"got shape {tuple(x.shape)}")
+    spatial = tuple(x.shape[2:])
+    if any(s % divisor for s in spatial):
+        raise DicebenchError(f"network '{name}': spatial size {list(spatial)} must be divisible by "
+                             f"{divisor} (its total down-sampling); choose a patch size that is")
+    values = 1
+    for s in spatial:
+        values *= s // divisor
+    if norm_kind == "batch":
+        if training:
+            values *= x.shape[0]
+        else:
+            values = 2
+    if values <= 1:
+        raise DicebenchError(f"network '{name}': spatial size {list(spatial)} with batch {x.shape[0]} leaves "
+                             f"one value per channel at the bottleneck, which {norm_kind} normalisation "
+                             f"cannot normalise; use a patch of at least {2 * divisor} along one axis")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dicebench.networks._blocks import conv, conv_norm_act, conv_transpose, max_pool
+from dicebench.networks._blocks import check_input, conv, conv_norm_act, conv_transpose, max_pool
 
 
 def unet2d(in_channels: int, num_classes: int, width: int = 64, norm: str = "instance",
@@ -16,11 +16,27 @@ def unet2d(in_channels: int, num_classes: int, width: int = 64, norm: str = "ins
     (w, 2w, 4w, 8w, 16w) with w=64 the published Ronneberger et al. 2015 size (about 31 M
     parameters with MONAI's padded convs); MONAI's default norm is affine InstanceNorm, which
     trains with batch size 1. The depth is fixed by MONAI (divisor 16)."""
-    from monai.networks.nets import BasicUNet
-
     features = (width, 2 * width, 4 * width, 8 * width, 16 * width, width)
-    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=features,
-                     norm=(norm, {"affine": True}), dropout=dropout, upsample="deconv")
+    return _CheckedBasicUNet(norm, spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
+                             features=features, norm=(norm, {"affine": True}), dropout=dropout,
+                             upsample="deconv")
+
+
+def _basic_unet_cls() -> type:
+    from monai.networks.nets import BasicUNet
+    return BasicUNet
+
+
+class _CheckedBasicUNet(_basic_unet_cls()):  # type: ignore[misc]
+    """MONAI's BasicUNet unchanged, plus a readable error for inputs it cannot take."""
+
+    def __init__(self, norm_kind: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.norm_kind = norm_kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("unet2d", x, 2, 16, self.norm_kind, self.training)
+        return super().forward(x)
 
 
 class UNet3D(nn.Module):
@@ -36,6 +52,8 @@ class UNet3D(nn.Module):
                  norm: str = "batch", dims: int = 3) -> None:
         super().__init__()
         self.depth = depth
+        self.dims = dims
+        self.norm_kind = norm
         self.encoders = nn.ModuleList()
         cin = in_channels
         plan: list[tuple[int, int]] = []
@@ -59,6 +77,7 @@ class UNet3D(nn.Module):
         self.head = conv(dims, cin, num_classes, kernel=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(f"unet{self.dims}d", x, self.dims, 2 ** (self.depth - 1), self.norm_kind, self.training)
         skips = []
         for i, enc in enumerate(self.encoders):
             x = enc(x)
