@@ -14,14 +14,17 @@ $(BIN)/dicebench: pyproject.toml requirements.lock
 
 venv: $(BIN)/dicebench
 
+# The rules call the package's `dicebench` command: put the venv first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
 run: venv
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	snakemake --cores $(CORES) --configfile config/config.yaml
 
 test: venv
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/snakemake --lint --configfile config/config.yaml
+	snakemake --lint --configfile config/config.yaml
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
