@@ -94,3 +94,27 @@ def check_num_classes(weights: torch.Tensor | None, channels: int, name: str) ->
         raise DicebenchError(
             f"loss '{name}': class statistics describe {weights.numel()} classes but the network outputs {channels}"
         )
+
+
+def class_sums(
+    logits: torch.Tensor, target: torch.Tensor, name: str, squared: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image, per-class sums (B, C) of the soft Dice family, without a dense one-hot:
+
+    inter_k = Σ_i y_ik s_ik (gather the true-class probability, scatter-add it per class),
+    ground_k = Σ_i y_ik (= Σ y², a bincount of the labels, no gradient),
+    pred_k = Σ_i s_ik, or Σ_i s_ik² with `squared` (V-Net).
+    Same values as the one-hot products, in about a third fewer full-size passes, which is
+    what puts the losses on par with MONAI in bench/bench_losses.py.
+    """
+    check_inputs(logits, target, name)
+    probs = torch.softmax(logits, dim=1)
+    b, c = probs.shape[:2]
+    flat = probs.reshape(b, c, -1)
+    idx = target.reshape(b, -1).long()
+    s_true = flat.gather(1, idx.unsqueeze(1)).squeeze(1)
+    inter = torch.zeros((b, c), dtype=probs.dtype, device=probs.device).scatter_add(1, idx, s_true)
+    offsets = torch.arange(b, device=idx.device).unsqueeze(1) * c
+    ground = (idx + offsets).flatten().bincount(minlength=b * c).view(b, c).to(probs.dtype)
+    pred = (flat * flat).sum(2) if squared else flat.sum(2)
+    return inter, ground, pred

@@ -13,7 +13,7 @@ from dicebench.losses._common import (
     check_choice,
     check_nonneg,
     check_num_classes,
-    probs_and_onehot,
+    class_sums,
     reduce_dims,
     require_stats,
 )
@@ -33,6 +33,8 @@ def per_class_dice_loss(
 
     Shape (B, C), or (1, C) with `batch_dice` (sums over the batch as nnU-Net's batch Dice).
     With `squared`, the denominator is Σ (y² + s²) (Milletari's V-Net Dice).
+    The one-hot form of `SoftDiceLoss.per_class`, for probabilities given directly (gradient
+    studies, figures); the module itself uses the faster `class_sums`.
     """
     dims = reduce_dims(probs, batch_dice)
     inter = (onehot * probs).sum(dims)
@@ -78,10 +80,13 @@ class SoftDiceLoss(nn.Module):
         self.smooth_dr = check_nonneg(smooth_dr, "smooth_dr", name)
 
     def per_class(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs, onehot = probs_and_onehot(logits, target, self.name)
+        """Loss per (image, class), (B, C'); (1, C') with batch Dice."""
+        inter, ground, pred = class_sums(logits, target, self.name, self.squared)
         if not self.include_background:
-            probs, onehot = probs[:, 1:], onehot[:, 1:]
-        return per_class_dice_loss(probs, onehot, self.squared, self.batch_dice, self.smooth_nr, self.smooth_dr)
+            inter, ground, pred = inter[:, 1:], ground[:, 1:], pred[:, 1:]
+        if self.batch_dice:
+            inter, ground, pred = inter.sum(0, keepdim=True), ground.sum(0, keepdim=True), pred.sum(0, keepdim=True)
+        return 1.0 - (2.0 * inter + self.smooth_nr) / (ground + pred + self.smooth_dr)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.per_class(logits, target).mean()

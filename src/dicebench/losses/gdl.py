@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dicebench.losses._common import check_bool, check_choice, check_nonneg, probs_and_onehot, reduce_dims
+from dicebench.losses._common import check_bool, check_choice, check_nonneg, class_sums
 from dicebench.losses.dice import DEFAULT_SMOOTH
 
 W_TYPES = ("square", "simple", "uniform")
@@ -72,15 +72,12 @@ class GeneralizedDiceLoss(nn.Module):
         self.smooth_dr = check_nonneg(smooth_dr, "smooth_dr", name)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs, onehot = probs_and_onehot(logits, target, self.name)
+        inter, ground, pred = class_sums(logits, target, self.name)
         if not self.include_background:
-            probs, onehot = probs[:, 1:], onehot[:, 1:]
-        dims = reduce_dims(probs, self.batch_dice)
-        inter = (onehot * probs).sum(dims)
-        ground = onehot.sum(dims)
-        union = ground + probs.sum(dims)
+            inter, ground, pred = inter[:, 1:], ground[:, 1:], pred[:, 1:]
         if self.batch_dice:
-            inter, ground, union = inter.unsqueeze(0), ground.unsqueeze(0), union.unsqueeze(0)
+            inter, ground, pred = inter.sum(0, keepdim=True), ground.sum(0, keepdim=True), pred.sum(0, keepdim=True)
+        union = ground + pred
         w = gdl_weights(ground, self.w_type, self.empty_policy, self.weight_eps, self.batch_dice)
         numer = 2.0 * (w * inter).sum(1) + self.smooth_nr
         denom = (w * union).sum(1) + self.smooth_dr

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dicebench.errors import DicebenchError
-from dicebench.losses._common import check_bool, check_num_classes, probs_and_onehot, require_stats
+from dicebench.losses._common import check_bool, check_num_classes, class_sums, require_stats
 
 
 def mime_coefficients(class_stats: dict | None, name: str = "mime") -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,11 +77,10 @@ class MimeLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_num_classes(self.a, logits.shape[1], self.name)
-        probs, onehot = probs_and_onehot(logits, target, self.name)
-        shape = (1, -1) + (1,) * (probs.dim() - 2)
-        a = self.a.to(probs.dtype).view(shape)
-        b = self.b.to(probs.dtype).view(shape)
-        omega = b - onehot * (a + b)  # = -y·a + (1 - y)·b
+        # ωᵀs = Σ_k [b_k Σ_i s_ik - (a_k + b_k) Σ_i y_ik s_ik]: two per-class sums, no dense ω.
+        inter, _, pred = class_sums(logits, target, self.name)
+        a, b = self.a.to(pred.dtype), self.b.to(pred.dtype)
+        per_class = b * pred - (a + b) * inter  # (B, C)
         if not self.include_background:
-            omega, probs = omega[:, 1:], probs[:, 1:]
-        return (omega * probs).flatten(1).sum(1).mean()
+            per_class = per_class[:, 1:]
+        return per_class.sum(1).mean()
