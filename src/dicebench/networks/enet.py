@@ -10,7 +10,10 @@ to w, 1 x regular -> 2x2 stride-2 full convolution to the classes. Each bottlene
 1x1 projection (ratio 4) -> main conv -> 1x1 expansion, each followed by BN and PReLU,
 spatial dropout (p/10 in stage 1, p after), added to the main branch (max-pool + zero
 channel padding when down-sampling, 1x1 conv + max-unpool with the matching indices when
-up-sampling). Total down-sampling factor 8.
+up-sampling). Total down-sampling factor 8. Convolutions followed by a norm have no bias
+(the norm's shift makes it redundant and its gradient zero); the only biased layer is the
+final full convolution. Count at the published width: 362,763 parameters for 1 input channel
+and 4 classes (ACDC), 363,499 for 3 channels and 12 classes (CamVid; Paszke et al.: 0.37 M).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class InitialBlock(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str) -> None:
         super().__init__()
         self.pool_input = cout > cin
-        self.conv = nn.Conv2d(cin, cout - cin if self.pool_input else cout, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(cin, cout - cin if self.pool_input else cout, 3, stride=2, padding=1, bias=False)
         self.bn = make_norm(norm, 2, cout)
         self.act = nn.PReLU(cout)
 
@@ -57,9 +60,9 @@ class Bottleneck(nn.Module):
         if kind == "asymmetric":
             main: nn.Module = nn.Sequential(
                 nn.Conv2d(internal, internal, (asym, 1), padding=(asym // 2, 0), bias=False),
-                nn.Conv2d(internal, internal, (1, asym), padding=(0, asym // 2)))
+                nn.Conv2d(internal, internal, (1, asym), padding=(0, asym // 2), bias=False))
         else:
-            main = nn.Conv2d(internal, internal, 3, padding=dilation, dilation=dilation)
+            main = nn.Conv2d(internal, internal, 3, padding=dilation, dilation=dilation, bias=False)
         self.ext = nn.Sequential(
             proj, make_norm(norm, 2, internal), nn.PReLU(internal),
             main, make_norm(norm, 2, internal), nn.PReLU(internal),
@@ -88,7 +91,7 @@ class UpsamplingBottleneck(nn.Module):
         self.main = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), make_norm(norm, 2, cout))
         self.ext = nn.Sequential(
             nn.Conv2d(cin, internal, 1, bias=False), make_norm(norm, 2, internal), nn.PReLU(internal),
-            nn.ConvTranspose2d(internal, internal, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(internal, internal, 3, stride=2, padding=1, output_padding=1, bias=False),
             make_norm(norm, 2, internal), nn.PReLU(internal),
             nn.Conv2d(internal, cout, 1, bias=False), make_norm(norm, 2, cout),
             nn.Dropout2d(dropout))

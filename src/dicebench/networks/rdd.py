@@ -50,9 +50,11 @@ class LongResidual(nn.Module):
 class DDSPP(nn.Module):
     """Dense dilated spatial pyramid pooling. With input x (c channels) and rates r_1..r_n,
     y_i = relu(norm(conv3_{r_i}([x, y_1, ..., y_{i-1}]))) has `growth` channels, so layer i
-    reads c + (i-1)*growth channels; the image-level feature p = relu(conv1(avgpool(x)))
-    is broadcast back to the grid; the output is norm/relu(conv1([x, y_1..y_n, p])) with c
-    channels."""
+    reads c + (i-1)*growth channels (dense connectivity instead of ASPP's parallel branches).
+    The image-level feature p = conv1(avgpool(x)) (c channels) is broadcast over the grid and
+    added after the fusion's normalisation: out = relu(norm(conv1([x, y_1..y_n])) + p).
+    Concatenated before an InstanceNorm, a spatially constant map would be subtracted away
+    as the per-image mean, so it would never reach the output."""
 
     def __init__(self, dims: int, ch: int, rates: Sequence[int], growth: int, norm: str) -> None:
         super().__init__()
@@ -62,17 +64,15 @@ class DDSPP(nn.Module):
         for r in self.rates:
             self.layers.append(conv_norm_act(dims, cin, growth, norm, dilation=r))
             cin += growth
-        # no norm on the pooled branch: it has a single value per channel
-        self.image_pool = nn.Sequential(conv(dims, ch, growth, kernel=1), nn.ReLU(inplace=True))
-        self.fuse = conv_norm_act(dims, cin + growth, ch, norm, kernel=1)
+        self.image_pool = conv(dims, ch, ch, kernel=1)  # no norm: one value per channel
+        self.fuse = nn.Sequential(conv(dims, cin, ch, kernel=1, bias=False), make_norm(norm, dims, ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
         for layer in self.layers:
             feats.append(layer(torch.cat(feats, dim=1)))
         pooled = self.image_pool(x.mean(dim=tuple(range(2, x.dim())), keepdim=True))
-        feats.append(pooled.expand(-1, -1, *x.shape[2:]))
-        return self.fuse(torch.cat(feats, dim=1))
+        return F.relu(self.fuse(torch.cat(feats, dim=1)) + pooled)
 
 
 class RDD(nn.Module):

@@ -15,11 +15,12 @@ def unet2d(in_channels: int, num_classes: int, width: int = 64, norm: str = "ins
     max-pool down, transposed-conv up, concatenated skips. Feature plan
     (w, 2w, 4w, 8w, 16w) with w=64 the published Ronneberger et al. 2015 size (about 31 M
     parameters with MONAI's padded convs); MONAI's default norm is affine InstanceNorm, which
-    trains with batch size 1. The depth is fixed by MONAI (divisor 16)."""
+    trains with batch size 1. The depth is fixed by MONAI (divisor 16). `bias=False` because every
+    conv is followed by a norm whose shift makes a bias redundant (its gradient is zero)."""
     features = (width, 2 * width, 4 * width, 8 * width, 16 * width, width)
     return _CheckedBasicUNet(norm, spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
                              features=features, norm=(norm, {"affine": True}), dropout=dropout,
-                             upsample="deconv")
+                             bias=False, upsample="deconv")
 
 
 def _basic_unet_cls() -> type:
