@@ -242,6 +242,9 @@ def test_registry_errors():
         with pytest.raises(DicebenchError, match=f"'{name}' needs dataset class statistics"):
             get_loss(name, class_stats=None, **kw)
     assert get_loss("weighted_dice", weighting="uniform") is not None  # uniform needs no statistics
+    assert get_loss("dice", smooth_nr="1e-5").smooth_nr == 1e-5  # PyYAML reads 1e-5 as a string
+    with pytest.raises(DicebenchError, match="'dice'.*smooth_dr.*>= 0"):
+        get_loss("dice", smooth_dr="tiny")
 
 
 def test_input_errors():

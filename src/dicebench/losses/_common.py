@@ -60,6 +60,12 @@ def check_bool(value: Any, param: str, name: str) -> bool:
 
 
 def check_nonneg(value: Any, param: str, name: str) -> float:
+    """A number >= 0. Numeric strings are accepted: PyYAML reads `1e-5` (no dot) as a string."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise DicebenchError(f"loss '{name}': parameter '{param}' must be a number >= 0, got {value!r}")
     return float(value)
