@@ -363,3 +363,31 @@ def _experiments() -> list[tuple[str, str, dict, list]]:
 def test_config_networks_fit_their_patches(where: str, name: str, params: dict, patch: list | None) -> None:
     assert network_dims(name, **params) == len(patch), where
     assert all(p % network_divisor(name, **params) == 0 for p in patch), where
+
+
+@pytest.mark.parametrize("name,params,cin,k,spatial", TINY, ids=IDS)
+def test_bf16_autocast_matches_fp32(name: str, params: dict, cin: int, k: int, spatial: tuple) -> None:
+    """The GPU recipe trains under bf16 autocast; the same code path runs on CPU autocast and
+    stays close to fp32 (no dtype clash in concatenations, max-unpool or the pooled branch)."""
+    model = _build(name, params, cin, k).eval()
+    x = torch.randn(1, cin, *spatial, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.shape == ref.shape and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().max() <= 0.1 * ref.abs().max() + 0.05
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _train_step(model, x, k)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_geometry_queries_do_not_import_torch() -> None:
+    """`dicebench check`/config validation can ask dims and divisors without paying for torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dicebench.networks as n; "
+            "assert n.network_dims('rdd', dims=2) == 2 and n.network_divisor('unet3d', depth=3) == 4; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,13 +16,13 @@ so the synthetic runs train in seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from torch import nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from dicebench.errors import DicebenchError
-from dicebench.networks.unet import UNet3D, unet2d
+
+if TYPE_CHECKING:  # torch is imported only when a network is built, so that config checks
+    from torch import nn  # (network_dims, network_divisor) stay cheap
 
 __all__ = ["NETWORKS", "get_network", "count_parameters", "network_dims", "network_divisor",
            "network_defaults"]
@@ -48,11 +48,20 @@ class _Spec:
     params: dict[str, tuple[Any, Callable[[Any], bool], str]]
     dims: Callable[[dict], int]
     divisor: Callable[[dict], int]
-    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 def _depth_check(lo: int, hi: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _unet2d(in_channels: int, num_classes: int, **p: Any) -> nn.Module:
+    from dicebench.networks.unet import unet2d
+    return unet2d(in_channels, num_classes, **p)
+
+
+def _unet3d(in_channels: int, num_classes: int, **p: Any) -> nn.Module:
+    from dicebench.networks.unet import UNet3D
+    return UNet3D(in_channels, num_classes, **p)
 
 
 def _enet(in_channels: int, num_classes: int, **p: Any) -> nn.Module:
@@ -67,13 +76,13 @@ def _rdd(in_channels: int, num_classes: int, **p: Any) -> nn.Module:
 
 _SPECS: dict[str, _Spec] = {
     "unet2d": _Spec(
-        build=unet2d,
+        build=_unet2d,
         params={"width": (64, _pos_int, "a positive integer"),
                 "norm": ("instance", _norm, "'batch' or 'instance'"),
                 "dropout": (0.0, _prob, "a number in [0, 1)")},
         dims=lambda p: 2, divisor=lambda p: 16),
     "unet3d": _Spec(
-        build=UNet3D,
+        build=_unet3d,
         params={"width": (32, _pos_int, "a positive integer"),
                 "depth": (4, _depth_check(1, 7), "an integer in 1..7"),
                 "norm": ("batch", _norm, "'batch' or 'instance'")},
