@@ -6,12 +6,15 @@ divisible by `network_divisor(name, **params)`; `network_dims` says whether it t
 slices or 3D patches. Defaults are the published sizes; the config shrinks `width`/`depth`
 so the synthetic runs train in seconds.
 
-| name     | paper                                    | params (defaults)                    |
-|----------|------------------------------------------|--------------------------------------|
-| unet2d   | Sudre et al. 2017 (Ronneberger U-Net)     | width=64, norm=instance, dropout=0   |
-| unet3d   | Shen et al. 2018 (Çiçek 3D U-Net)         | width=32, depth=4, norm=batch        |
-| enet2d   | Kervadec & de Bruijne 2023 (Paszke ENet)  | width=16, norm=batch, dropout=0.1    |
-| rdd      | Liu & Fu 2018 (RDD with DDSPP)            | dims=3, width=16, depth=4, ...       |
+| name     | paper                                    | params (defaults = published sizes)  | parameters (1 in) |
+|----------|------------------------------------------|--------------------------------------|-------------------|
+| unet2d   | Sudre et al. 2017 (Ronneberger U-Net,    | width=64, norm=instance, dropout=0   | 31.1 M (2 classes)|
+|          | MONAI BasicUNet, 4 down-samplings)       |                                      |                   |
+| unet3d   | Shen et al. 2018 (Çiçek 3D U-Net)         | width=32, depth=4, norm=batch        | 19.07 M (Çiçek: 19,069,955) |
+| enet2d   | Kervadec & de Bruijne 2023 (Paszke ENet)  | width=16, norm=batch, dropout=0.1    | 0.363 M (4 classes)|
+| rdd      | Liu & Fu 2018 (RDD with DDSPP)            | dims=3, width=16, depth=4, blocks=1, | 3.25 M (2 classes)|
+|          | (no sizes published; ours)               | rates=(1,2,4,8), growth=w_bottom/2,  |                   |
+|          |                                          | norm=instance                        |                   |
 """
 
 from __future__ import annotations
