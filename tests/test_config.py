@@ -70,3 +70,10 @@ def test_cell_settings_are_resolved(default_config):
     assert s["recipe"]["optimizer"] == "sgd" and s["recipe"]["optimizer_params"]["momentum"] == 0.99
     assert s["network_params"] == {"dims": 3, "width": 6} and s["loss"] == "vnet"
     assert cell.path == "liu2018/synth_prostate/rdd/vnet-none/lr0.01/seed0"
+
+
+def test_patch_must_be_divisible_by_the_network(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["shen2018"]["recipe"]["patch_size"] = [30, 32, 32]
+    with pytest.raises(DicebenchError, match="divisible"):
+        grid.validate_config(cfg)

@@ -77,14 +77,27 @@ def validate_config(config: dict) -> dict:
         if not list(experiment_cells(name, exp)):
             raise DicebenchError(f"invalid config: experiments.{name} has no cell: class weightings "
                                  f"(uniform/simple/square) go with weighted_dice, 'none' with every other loss")
-        dims = 3 if len(exp["recipe"]["patch_size"]) == 3 else 2
-        for net in exp["networks"]:
-            net_dims = 2 if net.endswith("2d") else 3 if net.endswith("3d") else \
-                int(exp.get("network_params", {}).get(net, {}).get("dims", 3))
-            if net_dims != dims:
-                raise DicebenchError(f"invalid config: experiments.{name}: network {net} is {net_dims}D but "
-                                     f"recipe.patch_size {exp['recipe']['patch_size']} is {dims}D")
+        _check_patch(name, exp)
     return config
+
+
+def _check_patch(name: str, exp: dict) -> None:
+    """The patch must have the networks' dimension and be divisible by their down-sampling."""
+    from dicebench.networks import network_dims, network_divisor
+
+    patch = exp["recipe"]["patch_size"]
+    for net in exp["networks"]:
+        params = exp.get("network_params", {}).get(net, {})
+        try:
+            dims, divisor = network_dims(net, **params), network_divisor(net, **params)
+        except DicebenchError as exc:
+            raise DicebenchError(f"invalid config: experiments.{name}.network_params.{net}: {exc}") from None
+        if dims != len(patch):
+            raise DicebenchError(f"invalid config: experiments.{name}: network {net} is {dims}D but "
+                                 f"recipe.patch_size {patch} is {len(patch)}D")
+        if any(p % divisor for p in patch):
+            raise DicebenchError(f"invalid config: experiments.{name}: recipe.patch_size {patch} must be "
+                                 f"divisible by {divisor} for network {net}")
 
 
 def _schema_message(exc: Exception) -> str:
