@@ -65,7 +65,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server():
     handler = type("H", (_Handler,), {"files": {}, "drop_after": {}, "log": [], "ignore_range": False})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield base, handler
