@@ -52,8 +52,39 @@ def pivot(table: pd.DataFrame) -> pd.DataFrame:
     return wide.merge(seeds, on=keys)
 
 
-def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_path: Path) -> pd.DataFrame:
+def collect_cases(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
+    """Every cell's `per_case.csv` (beside its metrics.csv) in one long table with the cell keys.
+
+    The per-case values are what the confidence intervals, Wilcoxon tests and claims use.
+    """
+    frames = []
+    for path in metrics_paths:
+        cell_dir = Path(path).parent
+        cases = cell_dir / "per_case.csv"
+        try:
+            settings = json.loads((cell_dir / "cell.json").read_text())["settings"]
+            df = pd.read_csv(cases)
+        except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DicebenchError(f"{cases}: cannot read the cell's per-case metrics ({exc})") from None
+        missing = {"case", "class_index", "class", "dsc"} - set(df.columns)
+        if missing:
+            raise DicebenchError(f"{cases}: missing column(s) {', '.join(sorted(missing))}")
+        frames.append(df.assign(**{k: settings[k] for k in CELL_KEYS}, experiment=experiment))
+    if not frames:
+        raise DicebenchError(f"experiment '{experiment}': no per-case metrics to aggregate")
+    table = pd.concat(frames, ignore_index=True)
+    table["lr"] = table["lr"].map(lambda v: f"{float(v):g}")
+    front = ["experiment", *CELL_KEYS]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_path: Path,
+                 cases_path: Path | None = None) -> pd.DataFrame:
     table = collect(experiment, metrics_paths)
+    if cases_path is not None:
+        cases = collect_cases(experiment, metrics_paths)
+        with atomic_path(cases_path) as tmp:
+            cases.to_csv(tmp, index=False)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
     wide = pivot(table)
@@ -71,8 +102,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("results"))
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--md", required=True, type=Path)
+    p.add_argument("--cases", type=Path, default=None, help="write every cell's per-case metrics here")
 
 
 def run(args: argparse.Namespace) -> int:
-    write_tables(args.experiment, args.metrics, args.csv, args.md)
+    write_tables(args.experiment, args.metrics, args.csv, args.md, args.cases)
     return 0
