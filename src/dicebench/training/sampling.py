@@ -5,15 +5,21 @@ batch draws its patches from different cases where there are enough of them (She
 "mini-batch sizes of three subvolumes sampled from different training patients").
 Foreground oversampling is configurable and off by default, as in the papers.
 
-All randomness comes from the `numpy.random.Generator` passed in, so a resumed run that
-restores the generator's state draws exactly the same patches as an uninterrupted one.
+All randomness comes from the `numpy.random.Generator` passed in. The trainer gives every
+iteration its own generator, seeded by (cell seed, iteration) (`iteration_rng`), so the patches
+of iteration i do not depend on how many batches were drawn before, in which thread, or
+whether the run was resumed: background loading (`BatchLoader`) and resumption keep the
+CPU run bit-for-bit identical to a plain sequential one.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -124,8 +130,14 @@ def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, p
 
 
 def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg: dict):
-    """Random flips and 90-degree in-plane rotations, image and label together."""
+    """Random B-spline elastic deformation (`elastic_sigma` voxels, Liu & Fu), flips and
+    90-degree in-plane rotations, image and label together."""
     dims = label.ndim
+    sigma = float(cfg.get("elastic_sigma") or 0.0)
+    if sigma > 0 and rng.random() < float(cfg.get("elastic_probability", 1.0)):
+        from dicebench.preprocessing.augmentation import elastic_deform
+
+        image, label = elastic_deform(image, label, rng, sigma, int(cfg.get("elastic_control_points", 4)))
     if cfg.get("flip"):
         for ax in range(dims):
             if rng.random() < 0.5:
@@ -137,3 +149,61 @@ def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
         image = np.rot90(image, k, axes=(dims - 1, dims))
         label = np.rot90(label, k, axes=(dims - 2, dims - 1))
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def iteration_rng(seed: int, iteration: int) -> np.random.Generator:
+    """The generator of one iteration's batch: a pure function of (seed, iteration)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(iteration)]))
+
+
+def offline_augment(cases: list[Case], k: int, sigma: float, seed: int, control_points: int = 4) -> list[Case]:
+    """Liu & Fu's offline augmentation: the cases plus k elastically deformed copies of each."""
+    from dicebench.preprocessing.augmentation import offline_deformations
+
+    out = list(cases)
+    for i, case in enumerate(cases):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE1A5, i]))
+        for j, (im, lb) in enumerate(offline_deformations(case.image, case.label, k, sigma, rng, control_points)):
+            out.append(Case(f"{case.name}_deformed{j}", im.astype(np.float32), lb.astype(np.int64)))
+    return out
+
+
+class BatchLoader:
+    """Batches for iterations start..stop-1, drawn ahead by `workers` background threads.
+
+    Batch i is `make_batch(i)`, a pure function of i, so the sequence is the same for any
+    number of workers (0 = draw in the calling thread). With `pin` the tensors are put in
+    page-locked memory so that the copy to the GPU can overlap computation.
+    """
+
+    def __init__(self, make_batch: Callable[[int], tuple[np.ndarray, np.ndarray]], start: int, stop: int,
+                 workers: int = 0, prefetch: int = 2, pin: bool = False):
+        self.make_batch, self.start, self.stop = make_batch, int(start), int(stop)
+        self.workers, self.depth, self.pin = int(workers), max(1, int(workers) * int(prefetch)), pin
+
+    def _tensors(self, it: int):
+        import torch
+
+        x, y = self.make_batch(it)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        if self.pin:
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
+
+    def __iter__(self) -> Iterator[tuple[int, object, object]]:
+        if self.workers <= 0:
+            for it in range(self.start, self.stop):
+                yield (it, *self._tensors(it))
+            return
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dicebench-loader")
+        pending: deque = deque()
+        nxt = self.start
+        try:
+            while nxt < self.stop or pending:
+                while nxt < self.stop and len(pending) < self.depth:
+                    pending.append((nxt, pool.submit(self._tensors, nxt)))
+                    nxt += 1
+                it, fut = pending.popleft()
+                yield (it, *fut.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

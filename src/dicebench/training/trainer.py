@@ -10,16 +10,25 @@ A cell a cluster can trust:
   device, wall time, peak memory and parameter count.
 
 Outputs in the cell folder: `model.pt` (last), `model_best.pt` (best validation Dice),
-`log.csv` (iteration, training loss, validation Dice, lr), `split.json`, `cell.json`.
+`log.csv` (iteration, mean training loss since the last row, validation Dice, lr),
+`split.json`, `cell.json`.
+
+Each iteration's batch is drawn from a generator seeded by (seed, iteration), so background
+loading threads (`recipe.data_workers`, on by default on CUDA) and resumption never change
+which patches a run sees. On CUDA: bf16 autocast, channels-last memory format, pinned
+host memory, cuDNN autotuning (`recipe.cuda_deterministic: true` trades speed for
+reproducibility). The CUDA path has not been run on a GPU in this repository's tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -32,9 +41,11 @@ import torch
 
 from dicebench.errors import DicebenchError
 from dicebench.io import atomic_path, write_json, write_text
-from dicebench.training.sampling import dataset_info, list_cases, load_case, sample_batch, split_cases
+from dicebench.training.sampling import (BatchLoader, dataset_info, iteration_rng, list_cases, load_case,
+                                         offline_augment, sample_batch, split_cases)
 
-LOG_FIELDS = ["iteration", "train_loss", "val_dice", "lr", "elapsed_s"]
+# No wall time here: log.csv is bit-for-bit the same for the same seed on the CPU (cell.json has it).
+LOG_FIELDS = ["iteration", "train_loss", "val_dice", "lr"]
 
 
 def make_optimizer(params, name: str, lr: float, options: dict) -> torch.optim.Optimizer:
@@ -79,33 +90,57 @@ def provenance() -> dict:
 
 
 def hard_dice_objects(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
-    """Mean Dice over the object classes present in either map (validation monitor only)."""
-    from dicebench.evaluation.metrics import dice
+    """Mean Dice 2|P∩G|/(|P|+|G|) over the object classes present in either map.
 
-    scores = dice(pred, gt, list(range(1, num_classes)))
-    values = [v for v in scores.values() if v is not None and not np.isnan(v)]
+    The validation monitor only (the evaluation step reports the published metrics)."""
+    values = []
+    for k in range(1, num_classes):
+        p, g = pred == k, gt == k
+        denom = int(p.sum()) + int(g.sum())
+        if denom:
+            values.append(2.0 * int(np.logical_and(p, g).sum()) / denom)
     return float(np.mean(values)) if values else float("nan")
 
 
 def _save_model(path: Path, model: torch.nn.Module, meta: dict) -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta)}, tmp)
-
-
-def _rng_state(rng: np.random.Generator) -> str:
-    return json.dumps(rng.bit_generator.state)
-
-
-def _restore_rng(rng: np.random.Generator, state: str) -> None:
-    rng.bit_generator.state = json.loads(state)
+        torch.save({"state_dict": state, "meta": json.dumps(meta)}, tmp)
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, LOG_FIELDS)
+    writer = csv.DictWriter(buf, LOG_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+def settings_fingerprint(settings: dict) -> str:
+    """What a checkpoint must match to be resumed: the settings that shape the run."""
+    keep = {k: v for k, v in settings.items() if k not in ("threads", "device")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A resumable checkpoint; weights_only, so a checkpoint never executes code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DicebenchError(f"{path}: unreadable or unsafe checkpoint ({first}); "
+                             "delete it to restart the cell") from None
+
+
+def _loader_workers(recipe: dict, device: torch.device) -> int:
+    workers = recipe.get("data_workers")
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return int(workers)
+
+
+def _memory_format(dims: int):
+    return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
 def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict, out_dir: Path,
@@ -126,11 +161,15 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     threads = int(settings.get("threads") or os.environ.get("DICEBENCH_THREADS", 0) or 0)
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    rng = np.random.default_rng(seed)
     device = auto_device(settings.get("device", "auto"))
     amp = recipe.get("amp", "bf16") if device.type == "cuda" else "none"
+    if device.type == "cuda" and not recipe.get("cuda_deterministic", False):
+        torch.backends.cudnn.benchmark = True  # fastest kernels; CUDA runs are not bit-reproducible
+        torch.use_deterministic_algorithms(False)
+    else:
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
 
     info = dataset_info(dataset_dir)
     num_classes = len(info["labels"])
@@ -140,6 +179,11 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     write_json(out_dir / "split.json", {"train": train_names, "validation": val_names})
     train_cases = [load_case(dataset_dir, c, "Tr", in_channels) for c in train_names]
     val_cases = [load_case(dataset_dir, c, "Tr", in_channels) for c in val_names]
+    augment = dict(recipe.get("augment") or {})
+    if int(augment.get("offline_copies", 0)) > 0:  # Liu & Fu: k deformed copies of each scan
+        train_cases = offline_augment(train_cases, int(augment["offline_copies"]),
+                                      float(augment.get("offline_sigma", 15.0)), seed,
+                                      int(augment.get("elastic_control_points", 4)))
 
     net_params = dict(settings.get("network_params") or {})
     dims = network_dims(settings["network"], **net_params)
@@ -148,9 +192,15 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
         raise DicebenchError(f"network '{settings['network']}' is {dims}D but patch_size {list(patch)} has "
                              f"{len(patch)} entries")
     model = get_network(settings["network"], in_channels, num_classes, **net_params).to(device)
+    channels_last = device.type == "cuda" and bool(recipe.get("channels_last", True))
+    if channels_last:
+        model = model.to(memory_format=_memory_format(dims))
     stats = None
     if class_stats_path:
-        stats = json.loads(Path(class_stats_path).read_text())
+        try:
+            stats = json.loads(Path(class_stats_path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DicebenchError(f"{class_stats_path}: cannot read class statistics ({exc})") from None
     loss_fn = get_loss(settings["loss"], class_stats=stats, weighting=settings.get("weighting", "none"),
                        **(settings.get("loss_params") or {}))
     iterations = int(recipe["iterations"])
@@ -159,39 +209,49 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     scheduler = make_scheduler(optimizer, recipe.get("lr_schedule"), iterations)
     meta = {"network": settings["network"], "network_params": net_params, "in_channels": in_channels,
             "num_classes": num_classes, "patch_size": list(patch), "dims": dims, "labels": info["labels"]}
+    fingerprint = settings_fingerprint(settings)
 
     log_rows: list[dict] = []
+    running: list[float] = []
     start, best, elapsed_before = 0, -1.0, 0.0
     ckpt_path = out_dir / "checkpoint.pt"
     if ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise DicebenchError(f"{ckpt_path}: unreadable checkpoint ({str(exc).splitlines()[0][:120]}); "
-                                 "delete it to restart the cell") from None
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        _restore_rng(rng, ckpt["numpy_rng"])
-        start, best = int(ckpt["iteration"]), float(ckpt["best"])
-        log_rows = json.loads(ckpt["log"])
-        elapsed_before = float(ckpt["elapsed"])
-        print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
+        ckpt = load_checkpoint(ckpt_path, device)
+        if ckpt.get("fingerprint") != fingerprint:
+            print(f"{ckpt_path}: written for other settings; starting the cell afresh", file=sys.stderr)
+            ckpt_path.unlink()
+        else:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+            if device.type == "cuda" and "cuda_rng" in ckpt:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
+            start, best = int(ckpt["iteration"]), float(ckpt["best"])
+            log_rows = json.loads(ckpt["log"])
+            running = [float(v) for v in json.loads(ckpt["running"])]
+            elapsed_before = float(ckpt["elapsed"])
+            print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
 
     val_interval = int(recipe.get("val_interval", max(1, iterations // 5)))
     ckpt_interval = int(recipe.get("checkpoint_interval", val_interval))
     batch_size = int(recipe["batch_size"])
-    running = []
+    fg = float(recipe.get("fg_oversample", 0.0))
+    workers = _loader_workers(recipe, device)
+
+    def make_batch(it: int):
+        return sample_batch(train_cases, iteration_rng(seed, it), batch_size, patch, fg, augment)
+
+    loader = BatchLoader(make_batch, start, iterations, workers=workers, prefetch=2, pin=device.type == "cuda")
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, desc="train", unit="it",
+        torch.cuda.reset_peak_memory_stats(device)
+    bar = tqdm(total=iterations, initial=start, desc="train", unit="it",
                mininterval=1 if sys.stderr.isatty() else 10, disable=None)
-    for it in bar:
+    for it, x, y in loader:
         model.train()
-        x, y = sample_batch(train_cases, rng, batch_size, patch, recipe.get("fg_oversample", 0.0),
-                            recipe.get("augment"))
-        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=_memory_format(dims))
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
             logits = model(x)
@@ -202,6 +262,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
         optimizer.step()
         scheduler.step()
         running.append(loss.item())
+        bar.update(1)
         bar.set_postfix(loss=f"{running[-1]:.4f}", refresh=False)
         done = it + 1
         if done % val_interval == 0 or done == iterations:
@@ -209,26 +270,30 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
                 np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
                 c.label, num_classes) for c in val_cases])
             log_rows.append({"iteration": done, "train_loss": float(np.mean(running)), "val_dice": float(val),
-                             "lr": optimizer.param_groups[0]["lr"],
-                             "elapsed_s": round(elapsed_before + time.time() - t0, 3)})
+                             "lr": optimizer.param_groups[0]["lr"]})
             running = []
             if np.isfinite(val) and val > best:
                 best = float(val)
                 _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": done, "val_dice": best})
             _write_log(out_dir / "log.csv", log_rows)
         if done % ckpt_interval == 0 and done < iterations:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                     "iteration": done, "best": best, "fingerprint": fingerprint,
+                     "log": json.dumps(log_rows), "running": json.dumps(running),
+                     "elapsed": elapsed_before + time.time() - t0}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
             with atomic_path(ckpt_path) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                            "numpy_rng": _rng_state(rng), "iteration": done, "best": best,
-                            "log": json.dumps(log_rows), "elapsed": elapsed_before + time.time() - t0}, tmp)
+                torch.save(state, tmp)
             if stop_after is not None and done >= stop_after:
+                bar.close()
                 return {}
     bar.close()
     if not (out_dir / "model_best.pt").exists():
         _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": iterations, "val_dice": best})
     _save_model(out_dir / "model.pt", model, {**meta, "iteration": iterations})
-    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     try:
         import resource
 
@@ -242,7 +307,10 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
         "parameters": count_parameters(model),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "amp": amp,
+        "channels_last": channels_last,
+        "data_workers": workers,
         "threads": torch.get_num_threads(),
+        "resumed_from_iteration": start or None,
         "wall_time_s": round(elapsed_before + time.time() - t0, 3),
         "peak_memory_mb": {"cuda": peak / 2**20 if peak else None, "rss": peak_rss_mb},
         "best_val_dice": best,
