@@ -33,6 +33,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -153,6 +154,8 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     from dicebench.losses import get_loss
     from dicebench.networks import count_parameters, get_network, network_dims
 
+    # CPU max_unpool (ENet) scatters to unique indices: deterministic in practice.
+    warnings.filterwarnings("ignore", message="max_unpooling.*does not have a deterministic implementation")
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
