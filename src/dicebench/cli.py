@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("dicebench.evaluation.evaluate", "DSC and HD95 per case and class"),
     "aggregate": ("dicebench.reporting.tables", "one table per experiment from the cells' metrics"),
     "figures": ("dicebench.reporting.figures", "learning curves and other figures"),
+    "paper-tables": ("dicebench.reporting.paper_tables", "a paper's table beside its published numbers"),
+    "claims": ("dicebench.reporting.claims", "the claims table with computed verdicts"),
+    "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
 }
 
 

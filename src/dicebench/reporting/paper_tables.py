@@ -327,7 +327,7 @@ def to_markdown(header, body, bold) -> str:
 def latex_escape(text: str) -> str:
     rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-           "–": "--"}
+           "–": "--", "−": "$-$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$"}
     return "".join(rep.get(c, c) for c in str(text))
 
 

@@ -1,0 +1,135 @@
+"""The paper: methods generated from the config, every generated table and figure, built with latexmk.
+
+`paper/paper.tex` is the hand-written frame (introduction, discussion); it inputs
+`methods.tex` (from the config, so the text can never disagree with what ran) and
+`results.tex` (one \\input per table, one figure per image, in the order given). The build
+runs in a scratch folder beside the output so the sources under paper/ stay clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from dicebench.errors import DicebenchError
+from dicebench.io import atomic_path, write_text
+from dicebench.reporting.paper_tables import latex_escape
+
+TEX_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra"
+
+FIGURE_CAPTIONS = {
+    "learning_curves": "Training loss (red) and validation DSC (blue) against iteration, in the layout of "
+                       "Shen et al. 2018, Fig. 1 (rows: learning rates; columns: loss/weighting).",
+    "qualitative": "One test slice: image, ground truth and each loss's prediction, as Kervadec & de Bruijne "
+                   "2023, Fig. 1 and Shen et al. 2018, Figs. 2-4.",
+}
+
+
+def methods_tex(config: dict) -> str:
+    """One paragraph per experiment with its grid and recipe, and one per dataset."""
+    out = [r"\subsection{Datasets}", r"\begin{itemize}"]
+    for name, ds in config["datasets"].items():
+        if ds.get("source") == "synthetic":
+            desc = (f"synthetic {ds['phantom']} phantom, {ds['n_train']} training and {ds['n_test']} test "
+                    f"volumes, seed {ds['seed']}")
+            if ds.get("knobs"):
+                desc += f", knobs {ds['knobs']}"
+        else:
+            desc = f"real dataset ({ds.get('source')})"
+        out.append(rf"\item \texttt{{{latex_escape(name)}}}: {latex_escape(desc)}.")
+    out += [r"\end{itemize}", r"\subsection{Experiments}"]
+    for name, exp in config["experiments"].items():
+        r = exp["recipe"]
+        pre = config["preprocessing"][exp["preprocessing"]]
+        text = (f"Datasets {', '.join(exp['datasets'])}; preprocessing '{exp['preprocessing']}' "
+                f"(spacing {pre.get('target_spacing')}, N4 {'on' if pre.get('n4', {}).get('enabled') else 'off'}, "
+                f"{pre.get('normalization')} normalisation); networks {', '.join(exp['networks'])} "
+                f"{exp.get('network_params', {})}; losses {', '.join(exp['losses'])}; weightings "
+                f"{', '.join(exp.get('weightings', ['none']))}; learning rates {', '.join(map(str, exp['lrs']))}; "
+                f"seeds {', '.join(map(str, exp['seeds']))}. Optimiser {r['optimizer']} "
+                f"{r.get('optimizer_params', {})}, {r['iterations']} iterations, batch {r['batch_size']}, "
+                f"patch {r['patch_size']}, validation every {r.get('val_interval')} iterations.")
+        out.append(rf"\paragraph{{{latex_escape(name)}.}} {latex_escape(text)}")
+    inf = config.get("inference", {})
+    inf_text = (f"Sliding window, overlap {inf.get('overlap')}, mirroring {inf.get('mirror')}, "
+                f"checkpoint {inf.get('checkpoint')}.")
+    out.append(rf"\paragraph{{Inference.}} {latex_escape(inf_text)}")
+    return "\n".join(out) + "\n"
+
+
+def results_tex(tables: list[Path], figures: list[Path]) -> str:
+    """\\input of every table and a figure environment per image (file names flattened)."""
+    out = []
+    for t in tables:
+        out.append(rf"\input{{{Path(t).name}}}")
+    for f in figures:
+        stem = Path(f).stem
+        key = next((k for k in FIGURE_CAPTIONS if k in stem), None)
+        cap = latex_escape(f"{stem.replace('_', ' ')}. " + (FIGURE_CAPTIONS[key] if key else ""))
+        out += [r"\begin{figure}[htbp]", r"\centering",
+                rf"\includegraphics[width=\textwidth,height=0.4\textheight,keepaspectratio]{{{Path(f).name}}}",
+                rf"\caption{{{cap}}}", r"\end{figure}", r"\clearpage" if len(out) % 12 == 11 else ""]
+    return "\n".join(out) + "\n"
+
+
+def build_pdf(main_tex: Path, inputs: list[Path], out_pdf: Path, generated: dict[str, str]) -> None:
+    """Copy the sources flat into a scratch folder, write the generated files, run latexmk."""
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        raise DicebenchError(f"{out_pdf}: latexmk/pdflatex not found; install the TeX packages: "
+                             f"apt-get install {TEX_PACKAGES}")
+    out_pdf = Path(out_pdf)
+    out_pdf.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".paper-build-", dir=out_pdf.parent) as tmp:
+        build = Path(tmp)
+        shutil.copy(main_tex, build / "paper.tex")
+        for f in inputs:
+            f = Path(f)
+            if not f.exists():
+                raise DicebenchError(f"{f}: paper input not found")
+            shutil.copy(f, build / f.name)
+        for name, text in generated.items():
+            (build / name).write_text(text)
+        proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+                              cwd=build, capture_output=True, text=True)
+        if proc.returncode != 0 or not (build / "paper.pdf").exists():
+            log = (build / "paper.log").read_text(errors="replace") if (build / "paper.log").exists() else ""
+            err = next((ln for ln in log.splitlines() if ln.startswith("!")), proc.stderr.strip()[-300:])
+            raise DicebenchError(f"{main_tex}: LaTeX build failed ({err})")
+        with atomic_path(out_pdf) as dst:
+            shutil.copy(build / "paper.pdf", dst)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="the workflow config (YAML) for the methods")
+    p.add_argument("--methods", type=Path, default=None, help="a methods.tex already generated from the config")
+    p.add_argument("--tex", required=True, type=Path, help="paper/paper.tex")
+    p.add_argument("--tables", nargs="*", type=Path, default=[], help="generated .tex tables (claims last)")
+    p.add_argument("--figures", nargs="*", type=Path, default=[], help="generated PNG/PDF figures")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--methods-out", type=Path, default=None, help="also write methods.tex here")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.methods is not None:
+        methods = args.methods.read_text()
+    elif args.config is not None:
+        try:
+            methods = methods_tex(yaml.safe_load(args.config.read_text()))
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise DicebenchError(f"{args.config}: cannot generate the methods from the config ({exc})") from None
+    else:
+        raise DicebenchError(f"{args.out}: give --methods or --config")
+    names = [Path(f).name for f in [*args.tables, *args.figures]]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise DicebenchError(f"{args.out}: paper inputs share a file name ({', '.join(sorted(dup))})")
+    if args.methods_out:
+        write_text(args.methods_out, methods)
+    build_pdf(args.tex, [*args.tables, *args.figures], args.out,
+              {"methods.tex": methods, "results.tex": results_tex(args.tables, args.figures)})
+    return 0
