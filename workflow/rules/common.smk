@@ -47,4 +47,7 @@ def all_targets():
     for name in config["experiments"]:
         targets += [f"{RESULTS}/{name}/table.csv", f"{RESULTS}/{name}/table.md",
                     f"{FIGURES}/{name}_learning_curves.png"]
+    # The papers' tables beside the published numbers, the claims, and last the paper (report.smk).
+    targets += [f"{FIGURES}/tables/{p}.{ext}" for p in PAPERS if experiments_for_paper(p) for ext in ("csv", "md")]
+    targets += [f"{FIGURES}/tables/wilcoxon.md", f"{FIGURES}/claims.md", "paper/paper.pdf"]
     return targets

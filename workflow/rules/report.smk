@@ -1,13 +1,55 @@
-# Stage 6: one table per experiment (CSV and Markdown) and its learning curves.
+# Stage 6: tables, figures, claims and the paper.
+#   per experiment:  results/{experiment}/table.csv|md, cases.csv; figures/{experiment}_learning_curves.png|pdf
+#   per paper:       figures/tables/{paper}.csv|md|tex beside paper/published.yaml
+#   across papers:   figures/tables/wilcoxon.*, figures/claims.md|csv (+ .tex for the paper)
+#   last:            paper/paper.pdf (latexmk)
+# Each output depends only on the cells it reads, so touching one cell rebuilds that cell's
+# experiment table, its paper's table, the claims and the paper, nothing else.
+
+PAPERS = ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
+PAPER_DIR = f"{workflow.basedir}/paper"
+
+
+def experiments_for_paper(paper):
+    """The default config names each experiment after its paper."""
+    return [name for name in config["experiments"] if name == paper]
+
+
+def cases_for_paper(wildcards):
+    return [f"{RESULTS}/{e}/cases.csv" for e in experiments_for_paper(wildcards.paper)]
+
+
+def datasets_for_paper(wildcards):
+    names = {ds for e in experiments_for_paper(wildcards.paper) for ds in config["experiments"][e]["datasets"]}
+    return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
+
+
+def all_cases():
+    return [f"{RESULTS}/{e}/cases.csv" for e in config["experiments"]]
+
+
+def paper_tables():
+    return [f"{FIGURES}/tables/{p}.tex" for p in PAPERS if experiments_for_paper(p)]
+
+
+def paper_figures():
+    return [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
+
+
+wildcard_constraints:
+    paper="|".join(PAPERS),
 
 
 rule aggregate:
     input:
         metrics=lambda w: [f"{RESULTS}/{c.path}/metrics.csv" for c in cells_of(w.experiment)],
+        per_case=lambda w: [f"{RESULTS}/{c.path}/per_case.csv" for c in cells_of(w.experiment)],
         cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in cells_of(w.experiment)],
     output:
-        csv=report(f"{RESULTS}/{{experiment}}/table.csv", caption="../report/table.rst", category="Tables"),
+        csv=report(f"{RESULTS}/{{experiment}}/table.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="Per experiment"),
         md=f"{RESULTS}/{{experiment}}/table.md",
+        cases=f"{RESULTS}/{{experiment}}/cases.csv",
     params:
         root=RESULTS,
     log:
@@ -16,15 +58,62 @@ rule aggregate:
         f"{RESULTS}/benchmarks/aggregate/{{experiment}}.tsv"
     shell:
         "{DICEBENCH} aggregate --experiment {wildcards.experiment} --metrics {input.metrics} "
-        "--root {params.root} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        "--root {params.root} --csv {output.csv} --md {output.md} --cases {output.cases} > {log} 2>&1"
+
+
+rule paper_table:
+    input:
+        cases=cases_for_paper,
+        published=f"{PAPER_DIR}/published.yaml",
+        datasets=datasets_for_paper,
+    output:
+        csv=report(f"{FIGURES}/tables/{{paper}}.csv", caption="../report/paper_table.rst", category="Tables",
+                   subcategory="Beside the papers"),
+        md=f"{FIGURES}/tables/{{paper}}.md",
+        tex=f"{FIGURES}/tables/{{paper}}.tex",
+    log:
+        f"{RESULTS}/logs/paper_table/{{paper}}.log",
+    shell:
+        "{DICEBENCH} paper-tables --paper {wildcards.paper} --cases {input.cases} --published {input.published} "
+        "--datasets {input.datasets} --csv {output.csv} --md {output.md} --tex {output.tex} > {log} 2>&1"
+
+
+rule wilcoxon:
+    input:
+        cases=all_cases(),
+    output:
+        csv=report(f"{FIGURES}/tables/wilcoxon.csv", caption="../report/wilcoxon.rst", category="Tables",
+                   subcategory="Supplementary"),
+        md=f"{FIGURES}/tables/wilcoxon.md",
+        tex=f"{FIGURES}/tables/wilcoxon.tex",
+    log:
+        f"{RESULTS}/logs/wilcoxon.log",
+    shell:
+        "{DICEBENCH} paper-tables --paper wilcoxon --cases {input.cases} "
+        "--csv {output.csv} --md {output.md} --tex {output.tex} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        cases=all_cases(),
+    output:
+        md=report(f"{FIGURES}/claims.md", caption="../report/claims.rst", category="Claims"),
+        csv=f"{FIGURES}/claims.csv",
+        tex=f"{FIGURES}/tables/claims.tex",
+    log:
+        f"{RESULTS}/logs/claims.log",
+    shell:
+        "{DICEBENCH} claims --cases {input.cases} --csv {output.csv} --md {output.md} --tex {output.tex} "
+        "> {log} 2>&1"
 
 
 rule learning_curves:
     input:
         logs=lambda w: [f"{RESULTS}/{c.path}/log.csv" for c in cells_of(w.experiment)],
     output:
-        report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
-               category="Figures"),
+        png=report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
+                   category="Figures"),
+        pdf=f"{FIGURES}/{{experiment}}_learning_curves.pdf",
     params:
         root=RESULTS,
     log:
@@ -33,4 +122,33 @@ rule learning_curves:
         f"{RESULTS}/benchmarks/learning_curves/{{experiment}}.tsv"
     shell:
         "{DICEBENCH} figures learning-curves --experiment {wildcards.experiment} --logs {input.logs} "
-        "--root {params.root} --out {output} > {log} 2>&1"
+        "--root {params.root} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+rule paper_methods:
+    # The methods section is generated from the resolved config: it reruns when the config changes.
+    output:
+        f"{RESULTS}/paper/methods.tex",
+    params:
+        config=lambda w: json.dumps(config, sort_keys=True, default=str),
+    run:
+        from dicebench.io import write_text
+        from dicebench.reporting.paper import methods_tex
+
+        write_text(output[0], methods_tex(json.loads(params.config)))
+
+
+rule paper:
+    input:
+        tex=f"{PAPER_DIR}/paper.tex",
+        methods=f"{RESULTS}/paper/methods.tex",
+        tables=paper_tables() + [f"{FIGURES}/tables/wilcoxon.tex"],
+        claims=f"{FIGURES}/tables/claims.tex",
+        figures=paper_figures(),
+    output:
+        report("paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
+    log:
+        f"{RESULTS}/logs/paper.log",
+    shell:
+        "{DICEBENCH} paper --tex {input.tex} --methods {input.methods} --tables {input.tables} {input.claims} "
+        "--figures {input.figures} --out {output} > {log} 2>&1"

@@ -38,7 +38,15 @@ def load_logs(log_paths: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def learning_curves(log_paths: list[Path], out: Path, title: str = "") -> None:
+def save(fig, outs: list[Path], dpi: int = 110) -> None:
+    """Write one figure to every path given (PNG for the report, PDF for the paper), atomically."""
+    for out in outs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=Path(out).suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def learning_curves(log_paths: list[Path], out: Path | list[Path], title: str = "") -> None:
     logs = load_logs(log_paths)
     lrs = sorted(logs["lr"].unique(), key=float)
     variants = list(dict.fromkeys(logs["variant"]))
@@ -63,9 +71,7 @@ def learning_curves(log_paths: list[Path], out: Path, title: str = "") -> None:
                 ax.set_xlabel("iteration")
     fig.suptitle(title or "Learning curves")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format=Path(out).suffix.lstrip(".") or "png")
-    plt.close(fig)
+    save(fig, out if isinstance(out, list) else [out])
 
 
 FIGURES = {"learning-curves": learning_curves}
@@ -76,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="")
     p.add_argument("--logs", nargs="+", type=Path, required=True)
     p.add_argument("--root", type=Path, default=Path("results"))
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, nargs="+", help="one or more of .png / .pdf")
 
 
 def run(args: argparse.Namespace) -> int:
