@@ -85,11 +85,38 @@ def _scan(folder: Path, ending: str, is_image: bool) -> tuple[dict, list[str]]:
     return found, probs
 
 
+def _raw_voxels(path: Path) -> tuple[np.ndarray | None, list[str]]:
+    """The stored voxels of a NIfTI file, read with nibabel independently of ITK.
+
+    ITK reads a truncated .nii.gz without complaint and silently replaces NaN voxels, so both
+    checks need the bytes as stored: nibabel refuses short data, and its array keeps NaN/Inf.
+    """
+    if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
+        return None, []
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types on corrupt data
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        return None, [f"{path}: unreadable or truncated image ({msg})"]
+    return arr, []
+
+
 def _image_problems(path: Path) -> tuple[sitk.Image | None, list[str]]:
+    raw, probs = _raw_voxels(path)
+    if probs:
+        return None, probs
     try:
         img = read_image(path)
     except DicebenchError as exc:
         return None, [str(exc)]
+    if raw is not None and raw.ndim > 3 and any(n > 1 for n in raw.shape[3:]):
+        return None, [f"{path}: {raw.ndim}D image where 3D is expected (shape {raw.shape})"]
+    if raw is not None and np.issubdtype(raw.dtype, np.floating) and not np.all(np.isfinite(raw)):
+        n_bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+        return img, [f"{path}: {n_bad} NaN or Inf values"]
     if img.GetDimension() != 3:
         return None, [f"{path}: {img.GetDimension()}D image where 3D is expected (size {img.GetSize()})"]
     if img.GetNumberOfComponentsPerPixel() != 1:
@@ -103,13 +130,9 @@ def _case_problems(case: str, chans: dict, label: Path | None, n_ch: int, allowe
     ref_path = None
     for c in sorted(chans):
         img, p = _image_problems(chans[c])
-        probs += p
+        probs += [q.replace("NaN or Inf values", "NaN or Inf intensities") for q in p]
         if img is None:
             continue
-        arr = sitk.GetArrayViewFromImage(img)
-        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-            n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            probs.append(f"{chans[c]}: {n_bad} NaN or Inf intensities")
         if ref is None:
             ref, ref_path = img, chans[c]
         elif img.GetSize() != ref.GetSize():
@@ -119,8 +142,8 @@ def _case_problems(case: str, chans: dict, label: Path | None, n_ch: int, allowe
     if label is None:
         return probs
     lab, p = _image_problems(label)
-    probs += p
-    if lab is None:
+    probs += [q.replace("NaN or Inf values", "label contains NaN or Inf") for q in p]
+    if lab is None or p:
         return probs
     arr = sitk.GetArrayViewFromImage(lab)
     if np.issubdtype(arr.dtype, np.floating):
@@ -167,6 +190,10 @@ def find_problems(root: str | Path, max_problems: int | None = None) -> list[str
         counts[split] = len(images)
         for case in sorted(set(images) | set(labels)):
             chans = images.get(case, {})
+            if not chans:
+                probs.append(f"{img_dir / f'{case}_0000{ending}'}: missing image for label "
+                             f"{lab_dir / f'{case}{ending}'}")
+                continue
             for c in range(n_ch):
                 if c not in chans:
                     probs.append(f"{img_dir / f'{case}_{c:04d}{ending}'}: missing image "
