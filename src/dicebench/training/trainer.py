@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import platform
@@ -144,6 +145,24 @@ def _memory_format(dims: int):
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
+                  y: torch.Tensor, device: torch.device, amp: str = "none", memory_format=None) -> float:
+    """One optimisation step on a host batch; returns the loss. Shared with bench/bench_training.py.
+
+    bf16 autocast covers the network only; the loss is computed in fp32 from the logits."""
+    model.train()
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    if memory_format is not None:
+        x = x.contiguous(memory_format=memory_format)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        logits = model(x)
+    loss = loss_fn(logits.float(), y)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())  # one host sync per step, after the GPU work has been queued
+
+
 def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict, out_dir: Path,
                stop_after: int | None = None) -> dict:
     """Train one cell; returns the summary written to cell.json. `stop_after` ends the run
@@ -251,20 +270,12 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     bar = tqdm(total=iterations, initial=start, desc="train", unit="it",
                mininterval=1 if sys.stderr.isatty() else 10, disable=None)
     for it, x, y in loader:
-        model.train()
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=_memory_format(dims))
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(x)
-        loss = loss_fn(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise DicebenchError(f"{out_dir}: the loss became {loss.item()} at iteration {it + 1}")
-        loss.backward()
-        optimizer.step()
+        loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
+                             _memory_format(dims) if channels_last else None)
+        if not math.isfinite(loss):
+            raise DicebenchError(f"{out_dir}: the loss became {loss} at iteration {it + 1}")
         scheduler.step()
-        running.append(loss.item())
+        running.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{running[-1]:.4f}", refresh=False)
         done = it + 1
