@@ -125,3 +125,14 @@ def test_truncated_and_non_archives(tmp_path):
         safe_extract(junk, tmp_path / "o2")
     with pytest.raises(DicebenchError, match="not found"):
         safe_extract(tmp_path / "missing.zip", tmp_path / "o3")
+
+
+def test_corrupt_zip_member_is_refused(tmp_path):
+    z = _zip(tmp_path / "crc.zip", [("data/a.txt", b"A" * 1000)])
+    blob = bytearray(z.read_bytes())
+    i = blob.index(b"A" * 100)
+    blob[i + 10] = ord("B")  # stored member: flip one data byte, CRC no longer matches
+    z.write_bytes(bytes(blob))
+    with pytest.raises(DicebenchError, match="crc.zip: cannot extract"):
+        safe_extract(z, tmp_path / "box" / "out")
+    assert _tree(tmp_path / "box") == {"out"}

@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import re
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -154,11 +153,20 @@ def test_retries_exhausted_and_404(server, tmp_path):
     port = s.getsockname()[1]
     s.close()
     sleeps = []
-    with pytest.raises(DicebenchError, match="download failed after retries"):
+    with pytest.raises(DicebenchError, match="download failed .*Connection refused"):
         download_file(f"http://127.0.0.1:{port}/x", tmp_path / "x", retries=3, backoff=1.0,
                       progress=False, sleep=sleeps.append, timeout=2)
     assert sleeps == [1.0, 2.0, 4.0]
     assert not (tmp_path / "x").exists()
+
+
+def test_second_mirror_used_after_404(server, tmp_path):
+    base, h = server
+    h.files["m.bin"] = PAYLOAD
+    download_file([f"{base}/gone/m.bin", f"{base}/m.bin"], tmp_path / "m.bin", progress=False,
+                  sleep=_nosleep)
+    assert (tmp_path / "m.bin").read_bytes() == PAYLOAD
+    assert [n for n, _ in h.log] == ["gone/m.bin", "m.bin"]
 
 
 def _entry(base, registration=False, digest=None):

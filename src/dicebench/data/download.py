@@ -198,22 +198,28 @@ def download_file(urls: str | list[str] | tuple[str, ...], dest: str | Path, *, 
     part = dest.with_name(dest.name + ".part")
     errors = []
     for url in urls:
+        done = False
         for attempt in range(retries + 1):
             try:
                 _fetch_into(url, part, timeout, progress, dest.name)
                 if size is not None and part.stat().st_size < size:
                     raise _Transient(f"incomplete: {part.stat().st_size} of {size} bytes")
+                done = True
                 break
             except _Transient as exc:
                 errors.append(f"{url}: {exc}")
                 if attempt < retries:
                     sleep(backoff * 2**attempt)
-        else:
+            except DicebenchError as exc:  # permanent (404, 403): try the next mirror
+                errors.append(str(exc))
+                part.unlink(missing_ok=True)
+                break
+        if not done:
             continue
         got = _verify(part, dest, size, algo, digest)
         os.replace(part, dest)
         return got
-    raise DicebenchError(f"{dest}: download failed after retries ({errors[-1] if errors else 'no attempt'})")
+    raise DicebenchError(f"{dest}: download failed ({'; '.join(errors[-len(urls):]) if errors else 'no attempt'})")
 
 
 def _records(folder: Path) -> dict:
