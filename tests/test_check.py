@@ -54,7 +54,7 @@ def test_valid_dataset_and_synthetic_phantom_pass(ds, tmp_path):
     check_dataset(ds)
     from dicebench.data.synthetic import synthesize
 
-    synth = synthesize("wmh", tmp_path / "synth", n_train=2, n_test=1, seed=1, shape=(6, 24, 24))
+    synth = synthesize("acdc", tmp_path / "synth", n_train=2, n_test=1, seed=1, shape=(6, 24, 24))
     assert find_problems(synth) == []
 
 
