@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from dicebench.preprocessing.augmentation import (dense_field, elastic_deform, offline_deformations,
                                                    random_control_displacements, warp)
-from dicebench.training.sampling import augment_patch
+from dicebench.training.sampling import Case, offline_augment, sample_batch
 
 
 def _blobs(shape, seed=0):
@@ -76,14 +76,43 @@ def test_displacement_statistics_follow_sigma(sigma):
     assert abs(nodes.std() / sigma - 1) < 0.03
 
 
-def test_online_augmentation_uses_elastic_and_offline_gives_k_copies():
+def test_patch_is_cut_and_deformed_from_the_whole_volume():
+    """With an offset, a constant integer field is a crop of the volume at start + shift:
+    the deformation pulls in real context, not the patch's padded border."""
+    label = _blobs((20, 30, 30), seed=5)
+    field = dense_field(np.broadcast_to(np.array([2.0, -3.0, 4.0])[:, None, None, None], (3, 4, 4, 4)).copy(),
+                        (8, 12, 12))
+    out = warp(label, field, order=0, mode="constant", offset=(5, 10, 6))
+    assert np.array_equal(out, label[7:15, 7:19, 10:22])
+    outside = warp(label + 1, field, order=0, mode="constant", offset=(15, 10, 6), cval=0)
+    assert (outside[-3:] == 0).all() and (outside[:3] > 0).all()  # z 17..19 inside, 20.. outside
+
+
+def test_online_elastic_in_sample_batch():
+    label = _blobs((3, 40, 40), seed=4)
+    cases = [Case("a", label[None].astype(np.float32) * 2.0, label)]
+    plain = sample_batch(cases, np.random.default_rng(9), 1, (24, 24))
+    # sigma -> 0: the same start is drawn first, so the deformed crop is the plain crop
+    tiny = sample_batch(cases, np.random.default_rng(9), 1, (24, 24), augment={"elastic_sigma": 1e-9})
+    assert np.array_equal(plain[1], tiny[1]) and np.allclose(plain[0], tiny[0], atol=1e-6)
+    x, y = sample_batch(cases, np.random.default_rng(9), 1, (24, 24), augment={"elastic_sigma": 4.0})
+    assert y.shape == (1, 24, 24) and not np.array_equal(y, plain[1])
+    assert set(np.unique(y)) <= set(np.unique(label))
+    # image and label moved together: inside uniform label regions the linearly interpolated
+    # image is 2 x label (a few pixels where the field stretches more than a voxel excepted)
+    inner = ndimage.minimum_filter(y[0], 3) == ndimage.maximum_filter(y[0], 3)
+    assert inner.mean() > 0.3
+    assert np.mean(np.abs(x[0, 0][inner] - 2.0 * y[0][inner]) < 1e-5) > 0.95
+
+
+def test_offline_gives_k_copies():
     label = _blobs((24, 24), seed=4)
     image = label[None].astype(np.float32)
-    im, lb = augment_patch(image, label, np.random.default_rng(0), {"elastic_sigma": 4.0})
-    assert lb.shape == label.shape and not np.array_equal(lb, label)
-    same, _ = augment_patch(image, label, np.random.default_rng(0), {})
-    assert np.array_equal(same, image)
     copies = offline_deformations(image, label, 3, 4.0, np.random.default_rng(5))
     assert len(copies) == 3
     assert not np.array_equal(copies[0][1], copies[1][1])
     assert all(c[0].shape == image.shape and c[1].shape == label.shape for c in copies)
+    cases = offline_augment([Case("a", image, label)], 2, 4.0, seed=0)
+    assert [c.name for c in cases] == ["a", "a_deformed0", "a_deformed1"]
+    again = offline_augment([Case("a", image, label)], 2, 4.0, seed=0)
+    assert all(np.array_equal(c.label, d.label) for c, d in zip(cases, again))

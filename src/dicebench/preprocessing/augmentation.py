@@ -44,17 +44,26 @@ def dense_field(control: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return field
 
 
-def warp(array: np.ndarray, field: np.ndarray, order: int, mode: str = "nearest") -> np.ndarray:
-    """out(x) = array(x + u(x)) over the trailing spatial axes; leading axes are channels."""
+def warp(array: np.ndarray, field: np.ndarray, order: int, mode: str = "nearest",
+         offset: tuple[int, ...] | None = None, cval: float = 0.0) -> np.ndarray:
+    """out(x) = array(offset + x + u(x)) over the trailing spatial axes; leading axes are channels.
+
+    The output has the field's spatial shape. With `offset`, a patch is cut and deformed in
+    one interpolation from the whole volume, so the deformation pulls in real context
+    rather than the patch's padded border (`mode="constant"` fills outside with `cval`).
+    """
     dims = field.shape[0]
     spatial = array.shape[-dims:]
-    grid = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in spatial], indexing="ij")
+    out_shape = field.shape[1:]
+    grid = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in out_shape], indexing="ij")
     coords = np.stack(grid) + field
+    if offset is not None:
+        coords += np.asarray(offset, dtype=np.float64).reshape((dims,) + (1,) * dims)
     lead = array.shape[:-dims]
     flat = array.reshape((-1,) + spatial)
-    out = np.stack([ndimage.map_coordinates(ch, coords, order=order, mode=mode, prefilter=order > 1)
+    out = np.stack([ndimage.map_coordinates(ch, coords, order=order, mode=mode, cval=cval, prefilter=order > 1)
                     for ch in flat])
-    return out.reshape(lead + spatial).astype(array.dtype, copy=False)
+    return out.reshape(lead + tuple(out_shape)).astype(array.dtype, copy=False)
 
 
 def elastic_deform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, sigma: float,

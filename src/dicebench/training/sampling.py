@@ -121,7 +121,12 @@ def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, p
             image, label = image[:, z], label[z]
             centre = centre[1:] if centre is not None else None
         start = _random_start(rng, label.shape, patch_size, centre)
-        im, lb = _crop_or_pad([image, label], start, patch_size, [float(image.min()), 0])
+        sigma = float((augment or {}).get("elastic_sigma") or 0.0)
+        if sigma > 0 and rng.random() < float(augment.get("elastic_probability", 1.0)):
+            im, lb = _deformed_crop(image, label, start, patch_size, rng, sigma,
+                                    int(augment.get("elastic_control_points", 4)))
+        else:
+            im, lb = _crop_or_pad([image, label], start, patch_size, [float(image.min()), 0])
         if augment:
             im, lb = augment_patch(im, lb, rng, augment)
         images.append(im)
@@ -129,15 +134,21 @@ def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, p
     return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)
 
 
-def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg: dict):
-    """Random B-spline elastic deformation (`elastic_sigma` voxels, Liu & Fu), flips and
-    90-degree in-plane rotations, image and label together."""
-    dims = label.ndim
-    sigma = float(cfg.get("elastic_sigma") or 0.0)
-    if sigma > 0 and rng.random() < float(cfg.get("elastic_probability", 1.0)):
-        from dicebench.preprocessing.augmentation import elastic_deform
+def _deformed_crop(image, label, start, size, rng, sigma, control_points):
+    """Cut the patch at `start` and deform it by one random B-spline field (Liu & Fu), in a
+    single interpolation from the whole slice/volume: image linear, label nearest neighbour,
+    outside the volume the same fill as `_crop_or_pad` (image minimum, background)."""
+    from dicebench.preprocessing.augmentation import dense_field, random_control_displacements, warp
 
-        image, label = elastic_deform(image, label, rng, sigma, int(cfg.get("elastic_control_points", 4)))
+    field = dense_field(random_control_displacements(rng, len(size), sigma, control_points), tuple(size))
+    return (warp(image, field, 1, mode="constant", offset=start, cval=float(image.min())),
+            warp(label, field, 0, mode="constant", offset=start, cval=0))
+
+
+def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg: dict):
+    """Random flips and 90-degree in-plane rotations, image and label together (the elastic
+    deformation, `elastic_sigma`, is applied while cropping: `_deformed_crop`)."""
+    dims = label.ndim
     if cfg.get("flip"):
         for ax in range(dims):
             if rng.random() < 0.5:
