@@ -94,6 +94,8 @@ def test_sigkill_then_rerun_matches_uninterrupted(tiny_acdc, tmp_path, reference
     rerun = subprocess.run(_cli(tiny_acdc, tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"resuming from {ckpt} at iteration" in rerun.stderr
+    assert f"train: iteration {SETTINGS['recipe']['iterations']}/{SETTINGS['recipe']['iterations']} loss" \
+        in rerun.stderr and " it/s" in rerun.stderr and "\r" not in rerun.stderr
     _assert_same_cell(reference, tmp_path)
 
 

@@ -145,6 +145,39 @@ def _memory_format(dims: int):
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
+class Progress:
+    """Iteration, loss and it/s: a tqdm bar on a terminal; in a log file (Snakemake, Slurm)
+    one plain line at the start, every `interval` seconds and at the end, no carriage returns."""
+
+    def __init__(self, total: int, initial: int = 0, interval: float = 30.0, stream=None):
+        self.total, self.done, self.interval = total, initial, interval
+        self.stream = stream or sys.stderr
+        self.t0 = self.last = time.monotonic()
+        self.first = initial
+        self.bar = None
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="train", unit="it", file=self.stream)
+
+    def update(self, loss: float) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            return
+        now = time.monotonic()
+        if self.done == self.first + 1 or self.done == self.total or now - self.last >= self.interval:
+            rate = (self.done - self.first) / max(now - self.t0, 1e-9)
+            print(f"train: iteration {self.done}/{self.total} loss {loss:.4f} {rate:.2f} it/s",
+                  file=self.stream, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
                   y: torch.Tensor, device: torch.device, amp: str = "none", memory_format=None) -> float:
     """One optimisation step on a host batch; returns the loss. Shared with bench/bench_training.py.
@@ -167,8 +200,6 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
                stop_after: int | None = None) -> dict:
     """Train one cell; returns the summary written to cell.json. `stop_after` ends the run
     early right after that iteration's checkpoint (used to test resumption)."""
-    from tqdm import tqdm
-
     from dicebench.inference.predict import auto_device, predict_probabilities
     from dicebench.losses import get_loss
     from dicebench.networks import count_parameters, get_network, network_dims
@@ -183,7 +214,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     threads = int(settings.get("threads") or os.environ.get("DICEBENCH_THREADS", 0) or 0)
     if threads:
         torch.set_num_threads(threads)
-    device = auto_device(settings.get("device", "auto"))
+    device = auto_device(settings.get("device") or os.environ.get("DICEBENCH_DEVICE", "auto"))
     amp = recipe.get("amp", "bf16") if device.type == "cuda" else "none"
     if device.type == "cuda" and not recipe.get("cuda_deterministic", False):
         torch.backends.cudnn.benchmark = True  # fastest kernels; CUDA runs are not bit-reproducible
@@ -267,8 +298,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     loader = BatchLoader(make_batch, start, iterations, workers=workers, prefetch=2, pin=device.type == "cuda")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    bar = tqdm(total=iterations, initial=start, desc="train", unit="it",
-               mininterval=1 if sys.stderr.isatty() else 10, disable=None)
+    bar = Progress(iterations, start)
     for it, x, y in loader:
         loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
                              _memory_format(dims) if channels_last else None)
@@ -276,8 +306,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
             raise DicebenchError(f"{out_dir}: the loss became {loss} at iteration {it + 1}")
         scheduler.step()
         running.append(loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{running[-1]:.4f}", refresh=False)
+        bar.update(running[-1])
         done = it + 1
         if done % val_interval == 0 or done == iterations:
             val = np.mean([hard_dice_objects(
