@@ -107,6 +107,7 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
         "figures/tables/kervadec2023.csv", "figures/tables/kervadec2023.md", "figures/tables/kervadec2023.tex",
         "figures/tables/wilcoxon.csv", "figures/tables/wilcoxon.md", "figures/tables/wilcoxon.tex",
         "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
+        "figures/qualitative/kervadec2023/synth_acdc.png", "figures/qualitative/kervadec2023/synth_acdc.pdf",
     }
     assert planned == expected
     assert not any("dice-none" in p or "shen2018" in p or "learning_curves" in p for p in planned)

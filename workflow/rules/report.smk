@@ -33,7 +33,10 @@ def paper_tables():
 
 
 def paper_figures():
-    return [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
+    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
+    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
+             for ds in config["experiments"][e]["datasets"]]
+    return figs
 
 
 wildcard_constraints:
@@ -123,6 +126,29 @@ rule learning_curves:
     shell:
         "{DICEBENCH} figures learning-curves --experiment {wildcards.experiment} --logs {input.logs} "
         "--root {params.root} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+def qualitative_cells(w):
+    """Every variant of the experiment on this dataset, first seed: one prediction panel each."""
+    first_seed = config["experiments"][w.experiment]["seeds"][0]
+    return [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.seed == int(first_seed)]
+
+
+rule qualitative:
+    input:
+        raw=f"{RESULTS}/datasets/{{dataset}}",
+        predictions=lambda w: [f"{RESULTS}/{c.path}/predictions" for c in qualitative_cells(w)],
+    output:
+        png=report(f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.png", caption="../report/qualitative.rst",
+                   category="Figures"),
+        pdf=f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.pdf",
+    params:
+        render3d=lambda w: "--render3d" if len(config["experiments"][w.experiment]["recipe"]["patch_size"]) == 3 else "",
+    log:
+        f"{RESULTS}/logs/qualitative/{{experiment}}_{{dataset}}.log",
+    shell:
+        "{DICEBENCH} figures qualitative --experiment {wildcards.experiment} --dataset-dir {input.raw} "
+        "--predictions {input.predictions} {params.render3d} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_methods:

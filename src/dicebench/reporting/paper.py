@@ -62,17 +62,22 @@ def methods_tex(config: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def flat_name(path: Path) -> str:
+    """A unique flat file name for the build folder: the last three path parts joined."""
+    return "-".join(Path(path).parts[-3:])
+
+
 def results_tex(tables: list[Path], figures: list[Path]) -> str:
     """\\input of every table and a figure environment per image (file names flattened)."""
     out = []
     for t in tables:
-        out.append(rf"\input{{{Path(t).name}}}")
+        out.append(rf"\input{{{flat_name(t)}}}")
     for f in figures:
-        stem = Path(f).stem
+        stem = "_".join([*Path(f).parts[-3:-1], Path(f).stem])
         key = next((k for k in FIGURE_CAPTIONS if k in stem), None)
         cap = latex_escape(f"{stem.replace('_', ' ')}. " + (FIGURE_CAPTIONS[key] if key else ""))
         out += [r"\begin{figure}[htbp]", r"\centering",
-                rf"\includegraphics[width=\textwidth,height=0.4\textheight,keepaspectratio]{{{Path(f).name}}}",
+                rf"\includegraphics[width=\textwidth,height=0.4\textheight,keepaspectratio]{{{flat_name(f)}}}",
                 rf"\caption{{{cap}}}", r"\end{figure}", r"\clearpage" if len(out) % 12 == 11 else ""]
     return "\n".join(out) + "\n"
 
@@ -91,7 +96,7 @@ def build_pdf(main_tex: Path, inputs: list[Path], out_pdf: Path, generated: dict
             f = Path(f)
             if not f.exists():
                 raise DicebenchError(f"{f}: paper input not found")
-            shutil.copy(f, build / f.name)
+            shutil.copy(f, build / flat_name(f))
         for name, text in generated.items():
             (build / name).write_text(text)
         proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             raise DicebenchError(f"{args.config}: cannot generate the methods from the config ({exc})") from None
     else:
         raise DicebenchError(f"{args.out}: give --methods or --config")
-    names = [Path(f).name for f in [*args.tables, *args.figures]]
+    names = [flat_name(f) for f in [*args.tables, *args.figures]]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise DicebenchError(f"{args.out}: paper inputs share a file name ({', '.join(sorted(dup))})")

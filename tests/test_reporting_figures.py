@@ -1,0 +1,89 @@
+"""Figures and the paper build on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dicebench.cli import main
+from dicebench.reporting import figures, paper
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pick_slice_is_the_one_with_most_foreground():
+    lab = np.zeros((5, 4, 4), np.uint8)
+    lab[1, :2, :2] = 1
+    lab[3, :, :3] = 2
+    assert figures.pick_slice(lab) == 3
+
+
+def _cell(root: Path, variant: str) -> Path:
+    d = root / "exp" / "ds" / "net" / variant / "lr0.01" / "seed0"
+    d.mkdir(parents=True)
+    return d
+
+
+def test_learning_curves_png_and_pdf(tmp_path):
+    logs = []
+    for variant in ("weighted_dice-uniform", "weighted_dice-square"):
+        d = _cell(tmp_path, variant)
+        pd.DataFrame({"iteration": [1, 2, 3], "train_loss": [0.9, 0.7, 0.5], "val_dice": [0.1, 0.3, 0.5],
+                      "lr": 0.01, "elapsed_s": [1, 2, 3]}).to_csv(d / "log.csv", index=False)
+        (d / "cell.json").write_text(json.dumps({"settings": {"dataset": "ds", "network": "net"}}))
+        logs.append(d / "log.csv")
+    out = [tmp_path / "lc.png", tmp_path / "lc.pdf"]
+    assert main(["figures", "learning-curves", "--logs", *map(str, logs), "--out", *map(str, out)]) == 0
+    assert out[0].read_bytes()[:4] == b"\x89PNG" and out[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_qualitative_figure_from_a_phantom(tmp_path):
+    ds = tmp_path / "synth_acdc"
+    assert main(["synthesize", "--kind", "acdc", "--name", "synth_acdc", "--out", str(ds), "--n-train", "2",
+                 "--n-test", "1", "--seed", "3", "--shape", "3", "24", "24"]) == 0
+    preds = []
+    for variant in ("dice-none", "mime-none"):
+        p = _cell(tmp_path, variant) / "predictions"
+        p.mkdir()
+        for f in (ds / "labelsTs").glob("*.nii.gz"):
+            shutil.copy(f, p / f.name)
+        preds.append(p)
+    out = [tmp_path / "q.png"]
+    assert main(["figures", "qualitative", "--dataset-dir", str(ds), "--predictions", *map(str, preds),
+                 "--out", *map(str, out)]) == 0
+    assert out[0].stat().st_size > 1000
+    assert main(["figures", "qualitative", "--dataset-dir", str(tmp_path / "nope"), "--predictions",
+                 str(preds[0]), "--out", str(tmp_path / "x.png")]) == 1
+
+
+def test_methods_come_from_the_config():
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    tex = paper.methods_tex(config)
+    for name, exp in config["experiments"].items():
+        assert name in tex and f"{exp['recipe']['iterations']} iterations" in tex
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk not installed (apt: latexmk texlive-latex-*)")
+def test_paper_builds_with_tables_and_figures(tmp_path):
+    table = tmp_path / "tables" / "t.tex"
+    table.parent.mkdir()
+    table.write_text("\\begin{table}[h]\\centering\\begin{tabular}{ll}\\toprule a & b\\\\\\bottomrule"
+                     "\\end{tabular}\\caption{x}\\label{tab:claims}\\end{table}\n")
+    fig = tmp_path / "qualitative" / "e" / "ds.png"
+    fig.parent.mkdir(parents=True)
+    import matplotlib.pyplot as plt
+
+    plt.figure(figsize=(1, 1))
+    plt.savefig(fig)
+    plt.close("all")
+    out = tmp_path / "paper.pdf"
+    assert main(["paper", "--config", str(REPO / "config" / "config.yaml"), "--tex", str(REPO / "paper" / "paper.tex"),
+                 "--tables", str(table), "--figures", str(fig), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"%PDF"
