@@ -87,3 +87,21 @@ def test_paper_builds_with_tables_and_figures(tmp_path):
     assert main(["paper", "--config", str(REPO / "config" / "config.yaml"), "--tex", str(REPO / "paper" / "paper.tex"),
                  "--tables", str(table), "--figures", str(fig), "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"%PDF"
+
+
+def test_autograd_dice_gradient_matches_eq2_and_has_two_values_per_class():
+    import torch
+
+    from dicebench.losses import dice_gradient_map
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(3, 12, 10, generator=g, dtype=torch.float64), dim=0)
+    label = torch.randint(0, 3, (12, 10), generator=g)
+    onehot = torch.nn.functional.one_hot(label, 3).movedim(-1, 0).double()
+    grad = figures.dice_gradient_autograd(probs, onehot)
+    assert torch.allclose(grad, dice_gradient_map(probs[None], onehot[None])[0], atol=1e-12)
+    for c in range(3):
+        assert grad[c].unique().numel() == 2
+        inter, union = (onehot[c] * probs[c]).sum(), (onehot[c] + probs[c]).sum()
+        fg = grad[c][onehot[c] > 0][0]
+        assert float(fg) == pytest.approx(float(-2 * (union - inter) / union**2))

@@ -36,7 +36,7 @@ def paper_figures():
     figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
     figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
              for ds in config["experiments"][e]["datasets"]]
-    return figs
+    return figs + gradient_maps()
 
 
 wildcard_constraints:
@@ -149,6 +149,32 @@ rule qualitative:
     shell:
         "{DICEBENCH} figures qualitative --experiment {wildcards.experiment} --dataset-dir {input.raw} "
         "--predictions {input.predictions} {params.render3d} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+def gradient_cell(w):
+    """The first Dice-loss cell of the experiment on this dataset (first network, lr and seed)."""
+    cells = [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.loss == "dice"]
+    return f"{RESULTS}/{cells[0].path}/model.pt"
+
+
+def gradient_maps():
+    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
+            if "dice" in exp["losses"] for ds in exp["datasets"]]
+
+
+rule gradient_map:
+    input:
+        model=gradient_cell,
+        data=preprocessed_of,
+    output:
+        png=report(f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.png", caption="../report/gradient_map.rst",
+                   category="Figures"),
+        pdf=f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.pdf",
+    log:
+        f"{RESULTS}/logs/gradient_map/{{experiment}}_{{dataset}}.log",
+    shell:
+        "{DICEBENCH} figures gradient-map --experiment {wildcards.experiment} --model {input.model} "
+        "--data-dir {input.data} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_methods:

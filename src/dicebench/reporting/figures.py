@@ -153,11 +153,85 @@ def _render3d(ax, lab: np.ndarray, cmap, n_classes: int) -> None:
     ax.set_axis_off()
 
 
+def dice_gradient_autograd(probs, onehot):
+    """dL/ds of the soft Dice loss, eq. (1) of Kervadec & de Bruijne 2023, read from autograd and
+    multiplied by |K| (eq. (2) leaves the 1/|K| out). probs, onehot: (K, *spatial) tensors."""
+    import torch
+
+    s = probs.detach().clone().requires_grad_(True)
+    dims = tuple(range(1, s.dim()))
+    inter = (onehot * s).sum(dims)
+    union = (onehot + s).sum(dims)
+    loss = (1 - 2 * inter / union).mean()
+    (grad,) = torch.autograd.grad(loss, s)
+    return grad * s.shape[0]
+
+
+def gradient_map(model_path: Path, data_dir: Path, outs: list[Path], title: str = "", case: str | None = None) -> dict:
+    """Kervadec & de Bruijne 2023 eq. (2) on a real prediction: the gradient of the Dice loss with
+    respect to the softmax on one test slice takes two values per class (a negative of y).
+
+    Returns {class: (value where y=1, value where y=0, max |autograd - closed form|)}."""
+    import SimpleITK as sitk
+    import torch
+
+    from dicebench.inference.predict import load_model, predict_probabilities
+    from dicebench.io import read_image
+    from dicebench.losses import dice_gradient_map
+
+    torch.set_num_threads(1)
+    data_dir = Path(data_dir)
+    labels = sorted((data_dir / "labelsTs").glob("*.nii.gz"))
+    if not labels:
+        raise DicebenchError(f"{data_dir}/labelsTs: no test labels")
+    gt_path = next((p for p in labels if case and p.name.startswith(case + ".")), labels[0])
+    case = gt_path.name[: -len(".nii.gz")]
+    model, meta = load_model(model_path)
+    model.eval()
+    channels = [sitk.GetArrayFromImage(read_image(data_dir / "imagesTs" / f"{case}_{c:04d}.nii.gz"))
+                for c in range(int(meta["in_channels"]))]
+    image = np.stack(channels).astype(np.float32)
+    gt = sitk.GetArrayFromImage(read_image(gt_path)).astype(np.int64)
+    probs = predict_probabilities(model, image, meta["patch_size"], 0.5, 4, "cpu")
+    z = pick_slice(gt)
+    k = probs.shape[0]
+    s = torch.from_numpy(np.ascontiguousarray(probs[:, z])).double()
+    y = torch.nn.functional.one_hot(torch.from_numpy(gt[z]).clamp(0, k - 1), k).movedim(-1, 0).double()
+    grad = dice_gradient_autograd(s, y)
+    closed = dice_gradient_map(s[None], y[None])[0]
+    names = {int(v): n for n, v in meta.get("labels", {}).items()} if isinstance(meta.get("labels"), dict) else {}
+    fig, axes = plt.subplots(1, k + 1, figsize=(2.6 * (k + 1), 2.8), squeeze=False)
+    axes = axes[0]
+    lo, hi = np.percentile(image[0, z], [1, 99])
+    axes[0].imshow(image[0, z], cmap="gray", vmin=lo, vmax=hi)
+    axes[0].set_title(f"{case}, slice {z}", fontsize=8)
+    values = {}
+    for c in range(k):
+        g = grad[c].numpy()
+        m = y[c].numpy() > 0.5
+        a = float(g[m].mean()) if m.any() else float("nan")
+        b = float(g[~m].mean()) if (~m).any() else float("nan")
+        err = float((grad[c] - closed[c]).abs().max())
+        name = names.get(c, f"class {c}")
+        values[name] = (a, b, err)
+        lim = float(np.abs(g).max()) or 1.0
+        axes[c + 1].imshow(g, cmap="RdBu", vmin=-lim, vmax=lim)
+        axes[c + 1].set_title(f"{name}\ny=1: {a:.2e}  y=0: {b:.2e}", fontsize=7)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title or "Dice loss gradient (Kervadec & de Bruijne 2023, eq. 2)", fontsize=9)
+    fig.tight_layout()
+    save(fig, outs)
+    return values
+
+
 FIGURES = {"learning-curves": learning_curves}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative"])
+    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative", "gradient-map"])
+    p.add_argument("--model", type=Path, default=None, help="gradient-map: a dice cell's model.pt")
+    p.add_argument("--data-dir", type=Path, default=None, help="gradient-map: the preprocessed data folder")
     p.add_argument("--experiment", default="")
     p.add_argument("--logs", nargs="+", type=Path, default=[], help="learning-curves: the cells' log.csv")
     p.add_argument("--dataset-dir", type=Path, default=None, help="qualitative: the raw dataset folder")
@@ -173,6 +247,14 @@ def run(args: argparse.Namespace) -> int:
             raise DicebenchError("figures qualitative: give --dataset-dir and --predictions")
         qualitative(args.dataset_dir, args.predictions, args.out, title=f"{args.experiment}: qualitative results",
                     render3d=args.render3d)
+        return 0
+    if args.kind == "gradient-map":
+        if args.model is None or args.data_dir is None:
+            raise DicebenchError("figures gradient-map: give --model and --data-dir")
+        values = gradient_map(args.model, args.data_dir, args.out,
+                              title=f"{args.experiment}: Dice loss gradient map (Kervadec & de Bruijne 2023, eq. 2)")
+        for name, (a, b, err) in values.items():
+            print(f"{name}: dL/ds = {a:.4e} where y=1, {b:.4e} where y=0; max |autograd - eq. 2| = {err:.2e}")
         return 0
     if not args.logs:
         raise DicebenchError("figures learning-curves: give --logs")

@@ -25,6 +25,9 @@ TEX_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-lat
 FIGURE_CAPTIONS = {
     "learning_curves": "Training loss (red) and validation DSC (blue) against iteration, in the layout of "
                        "Shen et al. 2018, Fig. 1 (rows: learning rates; columns: loss/weighting).",
+    "gradient_map": "Gradient of the soft Dice loss with respect to the softmax on one test slice, read from "
+                    "autograd on a trained model's prediction: two values per class, a weighted negative of the "
+                    "ground truth (Kervadec & de Bruijne 2023, eq. 2).",
     "qualitative": "One test slice: image, ground truth and each loss's prediction, as Kervadec & de Bruijne "
                    "2023, Fig. 1 and Shen et al. 2018, Figs. 2-4.",
 }
