@@ -121,6 +121,7 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 def settings_fingerprint(settings: dict) -> str:
     """What a checkpoint must match to be resumed: the settings that shape the run."""
     keep = {k: v for k, v in settings.items() if k not in ("threads", "device")}
+    keep["recipe"] = {k: v for k, v in keep.get("recipe", {}).items() if k != "data_workers"}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -286,6 +287,10 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
             elapsed_before = float(ckpt["elapsed"])
             print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
 
+    if start == 0:  # a fresh start: no best weights or log of an earlier attempt may survive
+        for stale in ("model_best.pt", "model.pt", "log.csv", "cell.json"):
+            (out_dir / stale).unlink(missing_ok=True)
+
     val_interval = int(recipe.get("val_interval", max(1, iterations // 5)))
     ckpt_interval = int(recipe.get("checkpoint_interval", val_interval))
     batch_size = int(recipe["batch_size"])
@@ -299,40 +304,43 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     bar = Progress(iterations, start)
-    for it, x, y in loader:
-        loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
-                             _memory_format(dims) if channels_last else None)
-        if not math.isfinite(loss):
-            raise DicebenchError(f"{out_dir}: the loss became {loss} at iteration {it + 1}")
-        scheduler.step()
-        running.append(loss)
-        bar.update(running[-1])
-        done = it + 1
-        if done % val_interval == 0 or done == iterations:
-            val = np.mean([hard_dice_objects(
-                np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
-                c.label, num_classes) for c in val_cases])
-            log_rows.append({"iteration": done, "train_loss": float(np.mean(running)), "val_dice": float(val),
-                             "lr": optimizer.param_groups[0]["lr"]})
-            running = []
-            if np.isfinite(val) and val > best:
-                best = float(val)
-                _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": done, "val_dice": best})
-            _write_log(out_dir / "log.csv", log_rows)
-        if done % ckpt_interval == 0 and done < iterations:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                     "iteration": done, "best": best, "fingerprint": fingerprint,
-                     "log": json.dumps(log_rows), "running": json.dumps(running),
-                     "elapsed": elapsed_before + time.time() - t0}
-            if device.type == "cuda":
-                state["cuda_rng"] = torch.cuda.get_rng_state(device)
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(state, tmp)
-            if stop_after is not None and done >= stop_after:
-                bar.close()
-                return {}
-    bar.close()
+    stream = iter(loader)
+    try:
+        for it, x, y in stream:
+            loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
+                                 _memory_format(dims) if channels_last else None)
+            if not math.isfinite(loss):
+                raise DicebenchError(f"{out_dir}: the loss became {loss} at iteration {it + 1}")
+            scheduler.step()
+            running.append(loss)
+            bar.update(running[-1])
+            done = it + 1
+            if done % val_interval == 0 or done == iterations:
+                val = np.mean([hard_dice_objects(
+                    np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
+                    c.label, num_classes) for c in val_cases])
+                log_rows.append({"iteration": done, "train_loss": float(np.mean(running)), "val_dice": float(val),
+                                 "lr": optimizer.param_groups[0]["lr"]})
+                running = []
+                if np.isfinite(val) and val > best:
+                    best = float(val)
+                    _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": done, "val_dice": best})
+                _write_log(out_dir / "log.csv", log_rows)
+            if done % ckpt_interval == 0 and done < iterations:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                         "iteration": done, "best": best, "fingerprint": fingerprint,
+                         "log": json.dumps(log_rows), "running": json.dumps(running),
+                         "elapsed": elapsed_before + time.time() - t0}
+                if device.type == "cuda":
+                    state["cuda_rng"] = torch.cuda.get_rng_state(device)
+                with atomic_path(ckpt_path) as tmp:
+                    torch.save(state, tmp)
+                if stop_after is not None and done >= stop_after:
+                    return {}
+    finally:
+        stream.close()  # stops the loader threads
+        bar.close()
     if not (out_dir / "model_best.pt").exists():
         _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": iterations, "val_dice": best})
     _save_model(out_dir / "model.pt", model, {**meta, "iteration": iterations})
