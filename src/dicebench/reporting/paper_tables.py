@@ -222,7 +222,7 @@ def imbalance_level(cases: pd.DataFrame, dataset: str) -> str:
                 & (sub["lr"] == sub["lr"].iloc[0]) & (sub["class_index"] >= 0)]
     vox = first.groupby(["class_index", "class"])["gt_voxels"].sum()
     total = vox.sum()
-    obj = vox[vox.index.get_level_values(0) > 0]
+    obj = vox[(vox.index.get_level_values(0) > 0) & (vox > 0)]  # the rarest class present
     if total <= 0 or obj.empty:
         return dataset
     (idx, name), n = min(obj.items(), key=lambda kv: kv[1])
@@ -238,7 +238,7 @@ def sudre_table(cases: pd.DataFrame, pub: pd.DataFrame, standin: dict[str, str])
         for loss in dict.fromkeys(sub["loss"]):
             for lr in sorted(set(sub.loc[sub["loss"] == loss, "lr"]), key=float):
                 s = summarize(cases, "all", "dsc", dataset=ds, loss=loss, lr=lr)
-                rows.append(_row("sudre2017", ds, standin.get(ds, ""), loss, f"{level} | lr={lr}", "dsc", s,
+                rows.append(_row("sudre2017", ds, standin.get(ds, ""), loss, f"{level}, lr={lr}", "dsc", s,
                                  math.nan, ""))
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
@@ -318,9 +318,12 @@ def wide(long: pd.DataFrame, paper: str, bold_best: bool = False) -> tuple[list[
 
 
 def to_markdown(header, body, bold) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    def cell(t: str) -> str:
+        return str(t).replace("|", "\\|")
+
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     for line, b in zip(body, bold):
-        out.append("| " + " | ".join(f"**{t}**" if bb else t for t, bb in zip(line, b)) + " |")
+        out.append("| " + " | ".join(f"**{cell(t)}**" if bb else cell(t) for t, bb in zip(line, b)) + " |")
     return "\n".join(out) + "\n"
 
 
