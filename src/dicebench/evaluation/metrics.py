@@ -75,16 +75,25 @@ def overlap_counts(pred: np.ndarray, gt: np.ndarray, labels: Sequence[int]) -> t
     """
     labels = [int(k) for k in labels]
     n = len(labels)
-    p = np.asarray(pred).ravel()
-    g = np.asarray(gt).ravel()
-    if p.size and np.issubdtype(p.dtype, np.integer) and np.issubdtype(g.dtype, np.integer):
-        lo = min(int(p.min()), int(g.min()), min(labels, default=0))
-        hi = max(int(p.max()), int(g.max()), max(labels, default=0))
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt shapes differ: {pred.shape} vs {gt.shape}")
+    if pred.size and np.issubdtype(pred.dtype, np.integer) and np.issubdtype(gt.dtype, np.integer):
+        # Outside the box around both foregrounds every voxel is (0, 0): count it, don't visit it.
+        box = _union_box(bounding_box(pred != 0), bounding_box(gt != 0), pred.shape, margin=0)
+        if box is None:
+            box = tuple(slice(0, 0) for _ in pred.shape)
+        p, g = pred[box].ravel(), gt[box].ravel()
+        outside = pred.size - p.size
+        lo = min(int(p.min(initial=0)), int(g.min(initial=0)), min(labels, default=0))
+        hi = max(int(p.max(initial=0)), int(g.max(initial=0)), max(labels, default=0))
         if lo >= 0 and hi < 1 << 16:
             lut = np.full(hi + 1, n, dtype=np.intp)  # n = "no listed class"
             lut[labels] = np.arange(n)
             joint = np.bincount(lut[g] * (n + 1) + lut[p], minlength=(n + 1) ** 2).reshape(n + 1, n + 1)
+            joint[lut[0], lut[0]] += outside
             return np.diag(joint)[:n].copy(), joint.sum(0)[:n], joint.sum(1)[:n]
+    p, g = pred.ravel(), gt.ravel()
     inter = np.array([np.count_nonzero((p == k) & (g == k)) for k in labels], dtype=np.int64)
     n_pred = np.array([np.count_nonzero(p == k) for k in labels], dtype=np.int64)
     n_gt = np.array([np.count_nonzero(g == k) for k in labels], dtype=np.int64)
@@ -242,8 +251,8 @@ def hd95_labels(
     if not labels:
         return {}
     top = max(labels)
-    pboxes = ndimage.find_objects(_as_label_input(pred), max_label=top)
-    gboxes = ndimage.find_objects(_as_label_input(gt), max_label=top)
+    pboxes = _label_boxes(_as_label_input(pred), top)
+    gboxes = _label_boxes(_as_label_input(gt), top)
     out: dict[int, float] = {}
     for k in labels:
         pb, gb = pboxes[k - 1], gboxes[k - 1]
@@ -256,6 +265,16 @@ def hd95_labels(
             d = _cropped_distances(pred[box] == k, gt[box] == k, sp, _full(box))
             out[k] = hausdorff_percentile(*d, percentile)
     return out
+
+
+def _label_boxes(a: np.ndarray, top: int) -> list[Box | None]:
+    """Bounding box of each label 1..top: `find_objects` run only inside the foreground's box."""
+    fg = bounding_box(a != 0)
+    if fg is None:
+        return [None] * top
+    boxes = ndimage.find_objects(a[fg], max_label=top)
+    return [None if b is None else tuple(slice(o.start + s.start, o.start + s.stop) for o, s in zip(fg, b))
+            for b in boxes]
 
 
 def _full(box: Box) -> Box:
