@@ -71,6 +71,22 @@ def test_cell_json_provenance(two_runs):
     assert cell["split"] == split and sorted(split["train"] + split["validation"]) == list_cases(cell["dataset_dir"])
 
 
+def test_background_loading_threads_change_nothing(tiny_acdc, tmp_path, two_runs):
+    settings = copy.deepcopy(SETTINGS)
+    settings["recipe"]["data_workers"] = 2
+    summary = train_cell(tiny_acdc, None, settings, tmp_path)
+    assert summary["data_workers"] == 2
+    _assert_same_weights(tmp_path / "model.pt", two_runs[0] / "model.pt")
+    assert (tmp_path / "log.csv").read_bytes() == (two_runs[0] / "log.csv").read_bytes()
+
+
+def test_offline_copies_enlarge_the_training_set(tiny_acdc, tmp_path):
+    settings = copy.deepcopy(SETTINGS)
+    settings["recipe"].update(iterations=1, augment={"offline_copies": 2, "offline_sigma": 3.0})
+    summary = train_cell(tiny_acdc, None, settings, tmp_path)
+    assert summary["training_volumes"] == 3 * len(summary["split"]["train"])
+
+
 def test_other_seed_other_weights(tiny_acdc, tmp_path, two_runs):
     settings = copy.deepcopy(SETTINGS)
     settings["seed"] = 4

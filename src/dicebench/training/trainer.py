@@ -355,6 +355,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
         "settings": settings,
         "dataset_dir": str(dataset_dir),
         "split": {"train": train_names, "validation": val_names},
+        "training_volumes": len(train_cases),  # with offline_copies k: (k + 1) x the training split
         "parameters": count_parameters(model),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "amp": amp,
