@@ -2,10 +2,13 @@
 
 A cell a cluster can trust:
 - seeded: the same settings give the same weights and metrics on the CPU, bit for bit;
-- resumable: every `checkpoint_interval` iterations the model, optimizer, scheduler, RNG
-  states, iteration and log are written atomically to `checkpoint.pt`; a job killed at
-  any point and rerun continues from there and ends with the same weights;
-- safe to load: `torch.load(..., weights_only=True)`, RNG states stored as tensors/JSON;
+- resumable: every `checkpoint_interval` iterations the model, optimizer, scheduler, torch
+  RNG state (CPU and CUDA), iteration, running loss and log are written atomically to
+  `checkpoint.pt`; a job killed at any point (even `kill -9`) and rerun continues from there
+  and ends with the same weights and log. The patch sampler needs no saved state: each
+  iteration's generator is seeded by (seed, iteration). A checkpoint written for other
+  settings (fingerprint) is discarded and the cell starts afresh;
+- safe to load: `torch.load(..., weights_only=True)`: a checkpoint never executes code;
 - traceable: `cell.json` records the resolved settings, package versions, git commit,
   device, wall time, peak memory and parameter count.
 
