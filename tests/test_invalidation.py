@@ -108,6 +108,8 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
         "figures/tables/wilcoxon.csv", "figures/tables/wilcoxon.md", "figures/tables/wilcoxon.tex",
         "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
         "figures/qualitative/kervadec2023/synth_acdc.png", "figures/qualitative/kervadec2023/synth_acdc.pdf",
+        "figures/subpatch/kervadec2023/synth_acdc.png", "figures/subpatch/kervadec2023/synth_acdc.pdf",
+        "figures/subpatch/kervadec2023/synth_acdc.csv",
     }
     assert planned == expected
     assert not any("dice-none" in p or "shen2018" in p or "learning_curves" in p for p in planned)

@@ -105,3 +105,15 @@ def test_autograd_dice_gradient_matches_eq2_and_has_two_values_per_class():
         inter, union = (onehot[c] * probs[c]).sum(), (onehot[c] + probs[c]).sum()
         fg = grad[c][onehot[c] > 0][0]
         assert float(fg) == pytest.approx(float(-2 * (union - inter) / union**2))
+
+
+def test_window_sums_and_empty_share_against_brute_force():
+    rng = np.random.default_rng(0)
+    lab = (rng.random((3, 9, 7)) < 0.05).astype(np.uint8) * 2
+    sums = figures.window_sums(lab == 2, (1, 4, 3), (1, 2, 1))
+    brute = np.array([[[(lab[z, y:y + 4, x:x + 3] == 2).sum() for x in range(0, 5, 1)] for y in range(0, 6, 2)]
+                      for z in range(3)])
+    assert np.array_equal(sums, brute)
+    share = figures.empty_patch_share([lab], (4, 4), 3)
+    b4 = figures.window_sums(lab == 2, (1, 4, 4), (1, 2, 2))
+    assert share[2] == pytest.approx(np.mean(b4 == 0)) and share[1] == 1.0 and share[0] == 0.0

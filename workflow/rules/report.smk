@@ -36,7 +36,7 @@ def paper_figures():
     figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
     figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
              for ds in config["experiments"][e]["datasets"]]
-    return figs + gradient_maps()
+    return figs + gradient_maps() + subpatch_figures()
 
 
 wildcard_constraints:
@@ -175,6 +175,39 @@ rule gradient_map:
     shell:
         "{DICEBENCH} figures gradient-map --experiment {wildcards.experiment} --model {input.model} "
         "--data-dir {input.data} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+def subpatch_sizes(w):
+    """The experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4): no training, the
+    share of empty patches is read from the training labels."""
+    patch = config["experiments"][w.experiment]["recipe"]["patch_size"]
+    sizes = [[max(4, int(p * f)) for p in patch] for f in (0.25, 0.5, 1, 2)]
+    return " ".join("x".join(map(str, s)) for s in sizes)
+
+
+def subpatch_figures():
+    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
+            if {"gdl", "mime"} & set(exp["losses"]) for ds in exp["datasets"]]
+
+
+rule subpatch:
+    input:
+        data=preprocessed_of,
+        cases=f"{RESULTS}/{{experiment}}/cases.csv",
+    output:
+        png=report(f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.png", caption="../report/subpatch.rst",
+                   category="Figures"),
+        pdf=f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.pdf",
+        csv=f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.csv",
+    params:
+        patches=subpatch_sizes,
+        configured=lambda w: "x".join(map(str, config["experiments"][w.experiment]["recipe"]["patch_size"])),
+    log:
+        f"{RESULTS}/logs/subpatch/{{experiment}}_{{dataset}}.log",
+    shell:
+        "{DICEBENCH} figures subpatch --experiment {wildcards.experiment} --dataset {wildcards.dataset} "
+        "--data-dir {input.data} --cases {input.cases} --patches {params.patches} "
+        "--configured {params.configured} --table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_methods:

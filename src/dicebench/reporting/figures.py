@@ -225,11 +225,102 @@ def gradient_map(model_path: Path, data_dir: Path, outs: list[Path], title: str 
     return values
 
 
+def window_sums(mask: np.ndarray, patch: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
+    """Sum of `mask` in every window of shape `patch` placed at multiples of `stride` (summed-area table)."""
+    c = np.pad(mask.astype(np.int64), [(1, 0)] * mask.ndim).cumsum(0)
+    for ax in range(1, mask.ndim):
+        c = c.cumsum(ax)
+    starts = [np.arange(0, n - p + 1, st) for n, p, st in zip(mask.shape, patch, stride)]
+    total = 0
+    for corner in np.ndindex(*(2,) * mask.ndim):  # inclusion-exclusion over the window's corners
+        idx = np.ix_(*[st + (p if bit else 0) for st, p, bit in zip(starts, patch, corner)])
+        sign = (-1) ** (mask.ndim - sum(corner))
+        total = total + sign * c[idx]
+    return total
+
+
+def empty_patch_share(labels: list[np.ndarray], patch: tuple[int, ...], n_classes: int) -> np.ndarray:
+    """Share of patches (stride = half the patch) in which each class is absent, over the volumes.
+    A 2D patch is taken in each axial slice (depth 1), as the 2D trainers sample."""
+    patch3 = (1, *patch) if len(patch) == 2 else tuple(patch)
+    empty = np.zeros(n_classes)
+    count = 0
+    for lab in labels:
+        # A patch larger than the volume is padded with background, as the trainer pads.
+        lab = np.pad(lab, [(0, max(0, p - n)) for p, n in zip(patch3, lab.shape)])
+        stride = tuple(max(1, p // 2) for p in patch3)
+        for k in range(n_classes):
+            sums = window_sums(lab == k, patch3, stride)
+            empty[k] += np.count_nonzero(sums == 0)
+        count += sums.size
+    return empty / count if count else np.full(n_classes, np.nan)
+
+
+def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], cases_csv: Path | None, outs: list[Path],
+                   title: str = "", configured: tuple[int, ...] | None = None,
+                   dataset: str | None = None) -> pd.DataFrame:
+    """Kervadec & de Bruijne 2023 Sec. 2: smaller patches -> more patches without a class -> the
+    Dice variants divide by zero. Left: share of empty training patches per class against patch
+    size. Right: each loss's test DSC per class at the configured patch size (the cells the
+    workflow trained), beside that patch size's empty share."""
+    import SimpleITK as sitk
+
+    from dicebench.io import read_image
+
+    data_dir = Path(data_dir)
+    files = sorted((data_dir / "labelsTr").glob("*.nii.gz"))
+    if not files:
+        raise DicebenchError(f"{data_dir}/labelsTr: no training labels")
+    meta = json.loads((data_dir / "dataset.json").read_text()) if (data_dir / "dataset.json").exists() else {}
+    names = {int(v): k for k, v in meta.get("labels", {}).items()}
+    labels = [sitk.GetArrayFromImage(read_image(f)) for f in files]
+    n_classes = max(int(max(lab.max() for lab in labels)) + 1, len(names))
+    rows = []
+    for patch in patches:
+        share = empty_patch_share(labels, tuple(patch), n_classes)
+        for k in range(1, n_classes):
+            rows.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
+                         "class": names.get(k, str(k)), "empty_share": share[k]})
+    table = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for cls, g in table.groupby("class", sort=False):
+        axes[0].plot(g["voxels"], g["empty_share"], marker="o", label=cls)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("patch size (voxels)")
+    axes[0].set_ylabel("share of patches without the class")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7)
+    if configured is not None:
+        axes[0].axvline(int(np.prod(configured)), color="grey", ls="--", lw=1)
+    if cases_csv is not None and Path(cases_csv).exists():
+        cases = pd.read_csv(cases_csv)
+        cases = cases[(cases["class_index"] > 0) & ((cases["dataset"] == dataset) if dataset else True)]
+        dsc = cases.groupby(["loss", "class"])["dsc"].mean().unstack("class")
+        x = np.arange(len(dsc.index))
+        width = 0.8 / max(1, len(dsc.columns))
+        for i, cls in enumerate(dsc.columns):
+            axes[1].bar(x + i * width, 100 * dsc[cls], width, label=cls)
+        axes[1].set_xticks(x + 0.4 - width / 2, dsc.index, fontsize=7, rotation=30)
+        axes[1].set_ylabel("test DSC (%) at the configured patch")
+        axes[1].legend(fontsize=7)
+    else:
+        axes[1].text(0.5, 0.5, "no cells", ha="center")
+    fig.suptitle(title or "Sub-patching and empty patches", fontsize=9)
+    fig.tight_layout()
+    save(fig, outs)
+    return table
+
+
 FIGURES = {"learning-curves": learning_curves}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative", "gradient-map"])
+    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative", "gradient-map", "subpatch"])
+    p.add_argument("--patches", nargs="+", default=[], help="subpatch: patch sizes as 64x64 or 32x32x32")
+    p.add_argument("--configured", default=None, help="subpatch: the experiment's patch size (64x64)")
+    p.add_argument("--cases", type=Path, default=None, help="subpatch: the experiment's cases.csv")
+    p.add_argument("--table", type=Path, default=None, help="subpatch: also write the empty shares (CSV)")
+    p.add_argument("--dataset", default=None, help="subpatch: only this dataset's cells")
     p.add_argument("--model", type=Path, default=None, help="gradient-map: a dice cell's model.pt")
     p.add_argument("--data-dir", type=Path, default=None, help="gradient-map: the preprocessed data folder")
     p.add_argument("--experiment", default="")
@@ -247,6 +338,18 @@ def run(args: argparse.Namespace) -> int:
             raise DicebenchError("figures qualitative: give --dataset-dir and --predictions")
         qualitative(args.dataset_dir, args.predictions, args.out, title=f"{args.experiment}: qualitative results",
                     render3d=args.render3d)
+        return 0
+    if args.kind == "subpatch":
+        if args.data_dir is None or not args.patches:
+            raise DicebenchError("figures subpatch: give --data-dir and --patches")
+        parse = lambda t: tuple(int(v) for v in t.split("x"))  # noqa: E731
+        table = subpatch_sweep(args.data_dir, [parse(t) for t in args.patches], args.cases, args.out,
+                               title=f"{args.experiment}: sub-patching and empty patches",
+                               configured=parse(args.configured) if args.configured else None,
+                               dataset=args.dataset)
+        if args.table:
+            with atomic_path(args.table) as tmp:
+                table.to_csv(tmp, index=False)
         return 0
     if args.kind == "gradient-map":
         if args.model is None or args.data_dir is None:

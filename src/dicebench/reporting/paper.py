@@ -28,6 +28,8 @@ FIGURE_CAPTIONS = {
     "gradient_map": "Gradient of the soft Dice loss with respect to the softmax on one test slice, read from "
                     "autograd on a trained model's prediction: two values per class, a weighted negative of the "
                     "ground truth (Kervadec & de Bruijne 2023, eq. 2).",
+    "subpatch": "Sub-patching (Kervadec & de Bruijne 2023, Sec. 2): share of training patches without each class "
+                "against patch size, and each loss's test DSC at the configured patch size.",
     "qualitative": "One test slice: image, ground truth and each loss's prediction, as Kervadec & de Bruijne "
                    "2023, Fig. 1 and Shen et al. 2018, Figs. 2-4.",
 }
