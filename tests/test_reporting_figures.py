@@ -117,3 +117,19 @@ def test_window_sums_and_empty_share_against_brute_force():
     share = figures.empty_patch_share([lab], (4, 4), 3)
     b4 = figures.window_sums(lab == 2, (1, 4, 4), (1, 2, 2))
     assert share[2] == pytest.approx(np.mean(b4 == 0)) and share[1] == 1.0 and share[0] == 0.0
+
+
+def test_lr_sensitivity_table_is_the_mean_over_cases(tmp_path):
+    rows = []
+    for lr, base in (("0.001", 0.2), ("0.01", 0.6)):
+        for c in range(3):
+            for k, name in enumerate(["background", "WMH", "other_pathology"]):
+                rows.append({"experiment": "sudre2017", "dataset": "synth_wmh", "network": "unet2d", "loss": "gdl",
+                             "weighting": "none", "lr": lr, "seed": 0, "case": f"c{c}", "class_index": k,
+                             "class": name, "dsc": base + 0.1 * c + 0.05 * k, "hd95": 1.0,
+                             "gt_voxels": [1000, 5, 20][k], "pred_voxels": 1})
+    pd.DataFrame(rows).to_csv(tmp_path / "cases.csv", index=False)
+    table = figures.lr_sensitivity(tmp_path / "cases.csv", [tmp_path / "s.png"])
+    got = table.set_index("lr")["dsc"]
+    assert got[0.001] == pytest.approx(100 * (0.2 + 0.1 + 0.075)) and got[0.01] == pytest.approx(100 * 0.775)
+    assert table["level"].iloc[0] == "synth_wmh: WMH 0.49 %"  # 15 of 3075 voxels

@@ -36,7 +36,7 @@ def paper_figures():
     figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
     figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
              for ds in config["experiments"][e]["datasets"]]
-    return figs + gradient_maps() + subpatch_figures()
+    return figs + gradient_maps() + subpatch_figures() + sensitivity_figures()
 
 
 wildcard_constraints:
@@ -208,6 +208,25 @@ rule subpatch:
         "{DICEBENCH} figures subpatch --experiment {wildcards.experiment} --dataset {wildcards.dataset} "
         "--data-dir {input.data} --cases {input.cases} --patches {params.patches} "
         "--configured {params.configured} --table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+def sensitivity_figures():
+    return [f"{FIGURES}/lr_sensitivity/{p}.pdf" for p in experiments_for_paper("sudre2017")]
+
+
+rule lr_sensitivity:
+    input:
+        cases=f"{RESULTS}/{{experiment}}/cases.csv",
+    output:
+        png=report(f"{FIGURES}/lr_sensitivity/{{experiment}}.png", caption="../report/lr_sensitivity.rst",
+                   category="Figures"),
+        pdf=f"{FIGURES}/lr_sensitivity/{{experiment}}.pdf",
+        csv=f"{FIGURES}/lr_sensitivity/{{experiment}}.csv",
+    log:
+        f"{RESULTS}/logs/lr_sensitivity/{{experiment}}.log",
+    shell:
+        "{DICEBENCH} figures lr-sensitivity --experiment {wildcards.experiment} --cases {input.cases} "
+        "--table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_methods:

@@ -311,11 +311,46 @@ def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], cases_csv: Pa
     return table
 
 
+def lr_sensitivity(cases_csv: Path, outs: list[Path], title: str = "") -> pd.DataFrame:
+    """Sudre et al. 2017: DSC over the object classes against the learning rate, one line per loss,
+    one panel per imbalance level (dataset; its rarest present class's voxel share)."""
+    from dicebench.reporting.paper_tables import case_values, imbalance_level, load_cases
+
+    cases = load_cases([cases_csv])
+    if cases.empty:
+        raise DicebenchError(f"{cases_csv}: no cases")
+    rows = []
+    for ds in dict.fromkeys(cases["dataset"]):
+        level = imbalance_level(cases, ds)
+        for loss in dict.fromkeys(cases["loss"]):
+            for lr in sorted(set(cases.loc[(cases["dataset"] == ds) & (cases["loss"] == loss), "lr"]), key=float):
+                v = case_values(cases, "all", dataset=ds, loss=loss, lr=lr)
+                rows.append({"level": level, "loss": loss, "lr": float(lr), "dsc": 100 * float(v.mean()),
+                             "sd": 100 * float(v.std(ddof=1)) if len(v) > 1 else 0.0})
+    table = pd.DataFrame(rows)
+    levels = list(dict.fromkeys(table["level"]))
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.6 * len(levels), 3.2), squeeze=False)
+    for ax, level in zip(axes[0], levels):
+        for loss, g in table[table["level"] == level].groupby("loss", sort=False):
+            ax.errorbar(g["lr"], g["dsc"], yerr=g["sd"], marker="o", capsize=2, label=loss)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_title(level, fontsize=8)
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("test DSC (%), object classes")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title or "Learning-rate sensitivity by imbalance level", fontsize=9)
+    fig.tight_layout()
+    save(fig, outs)
+    return table
+
+
 FIGURES = {"learning-curves": learning_curves}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative", "gradient-map", "subpatch"])
+    p.add_argument("kind", choices=sorted(FIGURES) + ["qualitative", "gradient-map", "subpatch",
+                                                       "lr-sensitivity"])
     p.add_argument("--patches", nargs="+", default=[], help="subpatch: patch sizes as 64x64 or 32x32x32")
     p.add_argument("--configured", default=None, help="subpatch: the experiment's patch size (64x64)")
     p.add_argument("--cases", type=Path, default=None, help="subpatch: the experiment's cases.csv")
@@ -338,6 +373,15 @@ def run(args: argparse.Namespace) -> int:
             raise DicebenchError("figures qualitative: give --dataset-dir and --predictions")
         qualitative(args.dataset_dir, args.predictions, args.out, title=f"{args.experiment}: qualitative results",
                     render3d=args.render3d)
+        return 0
+    if args.kind == "lr-sensitivity":
+        if args.cases is None:
+            raise DicebenchError("figures lr-sensitivity: give --cases")
+        table = lr_sensitivity(args.cases, args.out, title=f"{args.experiment}: learning-rate sensitivity "
+                                                           f"by imbalance level (Sudre et al. 2017)")
+        if args.table:
+            with atomic_path(args.table) as tmp:
+                table.to_csv(tmp, index=False)
         return 0
     if args.kind == "subpatch":
         if args.data_dir is None or not args.patches:

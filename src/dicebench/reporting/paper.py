@@ -30,6 +30,8 @@ FIGURE_CAPTIONS = {
                     "ground truth (Kervadec & de Bruijne 2023, eq. 2).",
     "subpatch": "Sub-patching (Kervadec & de Bruijne 2023, Sec. 2): share of training patches without each class "
                 "against patch size, and each loss's test DSC at the configured patch size.",
+    "lr_sensitivity": "Learning-rate sensitivity of each loss at each imbalance level (Sudre et al. 2017): "
+                      "mean test DSC over the object classes +- std over cases.",
     "qualitative": "One test slice: image, ground truth and each loss's prediction, as Kervadec & de Bruijne "
                    "2023, Fig. 1 and Shen et al. 2018, Figs. 2-4.",
 }
