@@ -71,7 +71,7 @@ def methods_tex(config: dict) -> str:
 
 def flat_name(path: Path) -> str:
     """A unique flat file name for the build folder: the last three path parts joined."""
-    return "-".join(Path(path).parts[-3:])
+    return "-".join(part for part in Path(path).parts[-3:] if part not in ("/", "\\"))
 
 
 def results_tex(tables: list[Path], figures: list[Path]) -> str:
@@ -79,13 +79,14 @@ def results_tex(tables: list[Path], figures: list[Path]) -> str:
     out = []
     for t in tables:
         out.append(rf"\input{{{flat_name(t)}}}")
-    for f in figures:
+    out.append(r"\clearpage")  # flush the tables before the figures (no 'too many unprocessed floats')
+    for i, f in enumerate(figures):
         stem = "_".join([*Path(f).parts[-3:-1], Path(f).stem])
         key = next((k for k in FIGURE_CAPTIONS if k in stem), None)
         cap = latex_escape(f"{stem.replace('_', ' ')}. " + (FIGURE_CAPTIONS[key] if key else ""))
         out += [r"\begin{figure}[htbp]", r"\centering",
                 rf"\includegraphics[width=\textwidth,height=0.4\textheight,keepaspectratio]{{{flat_name(f)}}}",
-                rf"\caption{{{cap}}}", r"\end{figure}", r"\clearpage" if len(out) % 12 == 11 else ""]
+                rf"\caption{{{cap}}}", r"\end{figure}", r"\clearpage" if i % 2 == 1 else ""]
     return "\n".join(out) + "\n"
 
 
