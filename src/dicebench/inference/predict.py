@@ -196,18 +196,17 @@ def ras_affine(image: sitk.Image) -> np.ndarray:
 
 
 def write_probabilities(probs: np.ndarray, reference: sitk.Image, path: str | Path) -> None:
-    """Write (K, Z, Y, X) probabilities on `reference`'s grid as a NIfTI vector image (dims
-    X, Y, Z, 1, K; intent "vector") in 16 bits: uint16 with scl_slope 1/65535, the same size as
-    float16, which NIfTI cannot store, with a uniform 7.6e-6 step. nibabel and SimpleITK both
-    read it back as floats on the reference's affine."""
+    """Write (K, Z, Y, X) probabilities on `reference`'s grid as a 4D NIfTI (X, Y, Z, K) in 16 bits:
+    uint16 with scl_slope 1/65535, the size of float16 (which NIfTI cannot store) with a uniform
+    7.6e-6 step. nibabel and SimpleITK (as a 4D float image) read it back scaled, on the
+    reference's affine. Not a 5D "vector" NIfTI: SimpleITK 2.5 crashes reading one with a slope."""
     import nibabel as nib
 
     probs = np.asarray(probs)
     data = np.round(np.clip(probs, 0.0, 1.0) * PROB_SCALE).astype(np.uint16)  # (K, Z, Y, X)
-    data = data.transpose(3, 2, 1, 0)[:, :, :, None, :]  # (X, Y, Z, 1, K)
+    data = data.transpose(3, 2, 1, 0)  # (X, Y, Z, K)
     affine = ras_affine(reference)
     img = nib.Nifti1Image(data, affine)
-    img.header.set_intent("vector")
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_slope_inter(1.0 / PROB_SCALE, 0.0)
@@ -222,7 +221,7 @@ def read_probabilities(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     img = nib.load(str(path))
     data = np.asarray(img.dataobj, dtype=np.float32)  # the slope applied
-    return np.ascontiguousarray(data[:, :, :, 0, :].transpose(3, 2, 1, 0)), img.affine
+    return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), img.affine
 
 
 _META_KEYS = ("network", "in_channels", "num_classes", "network_params", "patch_size")
