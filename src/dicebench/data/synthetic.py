@@ -210,10 +210,10 @@ def abdomen(rng: np.random.Generator, spec: PhantomSpec, knobs: dict) -> Volume:
     # Order matters: later organs overwrite earlier ones where they touch.
     organs = [
         ("liver", 3, 60.0, _ellipsoid(coords, j([8, -8, -0.35 * ext_x]), s * np.array([40, 0.45 * ext_y, 0.35 * ext_x]))),
-        ("spleen", 4, 50.0, _ellipsoid(coords, j([10, 0.25 * ext_y, 0.55 * ext_x]), s * np.array([20, 14, 9]))),
-        ("stomach", 5, 20.0, _ellipsoid(coords, j([14, -0.25 * ext_y, 0.3 * ext_x]), s * np.array([18, 14, 17]))),
+        ("spleen", 4, 50.0, _ellipsoid(coords, j([10, 0.25 * ext_y, 0.55 * ext_x]), s * np.array([30, 20, 13]))),
+        ("stomach", 5, 20.0, _ellipsoid(coords, j([14, -0.25 * ext_y, 0.3 * ext_x]), s * np.array([24, 18, 22]))),
         ("gallbladder", 6, 5.0, _ellipsoid(coords, j([-6, -0.35 * ext_y, -0.2 * ext_x]), s * np.array([9, 5, 5]))),
-        ("pancreas", 7, 45.0, _ellipsoid(coords, j([-2, 0.05 * ext_y, 0.05 * ext_x]), s * np.array([6, 5, 0.35 * ext_x]))),
+        ("pancreas", 7, 45.0, _ellipsoid(coords, j([-2, 0.05 * ext_y, 0.05 * ext_x]), s * np.array([8, 7, 0.35 * ext_x]))),
     ]
     # Thin tubes: an aorta-like artery along z, a portal-vein-like oblique vessel.
     ay, ax = j([0.3 * ext_y, 0.05 * ext_x])
