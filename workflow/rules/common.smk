@@ -51,3 +51,21 @@ def all_targets():
     targets += [f"{FIGURES}/tables/{p}.{ext}" for p in PAPERS if experiments_for_paper(p) for ext in ("csv", "md")]
     targets += [f"{FIGURES}/tables/wilcoxon.md", f"{FIGURES}/claims.md", "paper/paper.pdf"]
     return targets
+
+
+# Resources and threads of each rule, from the config's `resources:` section (config/README.md):
+# `resources.default` overlaid by `resources.<rule>`. Slurm reads them through
+# snakemake-executor-plugin-slurm (profiles/slurm); a local run ignores what it does not limit.
+RESOURCE_ALIASES = {"partition": "slurm_partition", "account": "slurm_account", "extra": "slurm_extra"}
+
+
+def resources_for(rule):
+    """Resources of `rule` as keyword arguments of the `resources:` directive."""
+    res = config.get("resources", {})
+    merged = {**res.get("default", {}), **res.get(rule, {})}
+    return {RESOURCE_ALIASES.get(k, k): v for k, v in merged.items() if v is not None}
+
+
+def threads_for(rule):
+    """Threads of a rule that does not use `threads_per_job`: its `cpus_per_task`, else 1."""
+    return int(resources_for(rule).get("cpus_per_task", 1))

@@ -22,6 +22,11 @@ rule synthesize:
             [f" --spacing {' '.join(map(str, config['datasets'][w.dataset]['spacing']))}"]
             if "spacing" in config["datasets"][w.dataset] else []
         ),
+    threads: threads_for("synthesize")
+    resources:
+        **resources_for("synthesize"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/synthesize/{{dataset}}.log",
     benchmark:
@@ -42,6 +47,11 @@ rule download:
     params:
         name=lambda w: config["datasets"][w.dataset]["registry_name"],
         dest=lambda w: f"{RESULTS}/downloads/{w.dataset}",
+    threads: threads_for("download")
+    resources:
+        **resources_for("download"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/download/{{dataset}}.log",
     benchmark:
@@ -60,6 +70,11 @@ rule convert:
         directory(f"{RESULTS}/datasets/{{dataset}}"),
     params:
         name=lambda w: config["datasets"][w.dataset]["registry_name"],
+    threads: threads_for("convert")
+    resources:
+        **resources_for("convert"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/convert/{{dataset}}.log",
     benchmark:

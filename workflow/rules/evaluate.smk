@@ -8,6 +8,11 @@ rule evaluate:
     output:
         metrics=f"{CELL}/metrics.csv",
         cases=f"{CELL}/per_case.csv",
+    threads: threads_for("evaluate")
+    resources:
+        **resources_for("evaluate"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/evaluate/{grid.CELL_PATTERN}.log",
     benchmark:

@@ -11,6 +11,10 @@ rule infer:
     params:
         settings=json.dumps(config["inference"]),
     threads: config["threads_per_job"]
+    resources:
+        **resources_for("infer"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/infer/{grid.CELL_PATTERN}.log",
     benchmark:

@@ -9,7 +9,11 @@ rule preprocess:
         directory(f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/data"),
     params:
         settings=lambda w: json.dumps(config["preprocessing"][w.preprocessing]),
-    threads: 2
+    threads: threads_for("preprocess")
+    resources:
+        **resources_for("preprocess"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{preprocessing}}.log",
     benchmark:
@@ -24,6 +28,11 @@ rule class_stats:
         f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/data",
     output:
         f"{RESULTS}/preprocessed/{{dataset}}/{{preprocessing}}/class_stats.json",
+    threads: threads_for("class_stats")
+    resources:
+        **resources_for("class_stats"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/class_stats/{{dataset}}/{{preprocessing}}.log",
     benchmark:

@@ -55,6 +55,11 @@ rule aggregate:
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
     params:
         root=RESULTS,
+    threads: threads_for("aggregate")
+    resources:
+        **resources_for("aggregate"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{experiment}}.log",
     benchmark:
@@ -74,6 +79,11 @@ rule paper_table:
                    subcategory="Beside the papers"),
         md=f"{FIGURES}/tables/{{paper}}.md",
         tex=f"{FIGURES}/tables/{{paper}}.tex",
+    threads: threads_for("paper_table")
+    resources:
+        **resources_for("paper_table"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/paper_table/{{paper}}.log",
     shell:
@@ -89,6 +99,11 @@ rule wilcoxon:
                    subcategory="Supplementary"),
         md=f"{FIGURES}/tables/wilcoxon.md",
         tex=f"{FIGURES}/tables/wilcoxon.tex",
+    threads: threads_for("wilcoxon")
+    resources:
+        **resources_for("wilcoxon"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/wilcoxon.log",
     shell:
@@ -103,6 +118,11 @@ rule claims:
         md=report(f"{FIGURES}/claims.md", caption="../report/claims.rst", category="Claims"),
         csv=f"{FIGURES}/claims.csv",
         tex=f"{FIGURES}/tables/claims.tex",
+    threads: threads_for("claims")
+    resources:
+        **resources_for("claims"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/claims.log",
     shell:
@@ -119,6 +139,11 @@ rule learning_curves:
         pdf=f"{FIGURES}/{{experiment}}_learning_curves.pdf",
     params:
         root=RESULTS,
+    threads: threads_for("learning_curves")
+    resources:
+        **resources_for("learning_curves"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/learning_curves/{{experiment}}.log",
     benchmark:
@@ -144,6 +169,11 @@ rule qualitative:
         pdf=f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.pdf",
     params:
         render3d=lambda w: "--render3d" if len(config["experiments"][w.experiment]["recipe"]["patch_size"]) == 3 else "",
+    threads: threads_for("qualitative")
+    resources:
+        **resources_for("qualitative"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/qualitative/{{experiment}}_{{dataset}}.log",
     shell:
@@ -170,6 +200,11 @@ rule gradient_map:
         png=report(f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.png", caption="../report/gradient_map.rst",
                    category="Figures"),
         pdf=f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.pdf",
+    threads: threads_for("gradient_map")
+    resources:
+        **resources_for("gradient_map"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/gradient_map/{{experiment}}_{{dataset}}.log",
     shell:
@@ -202,6 +237,11 @@ rule subpatch:
     params:
         patches=subpatch_sizes,
         configured=lambda w: "x".join(map(str, config["experiments"][w.experiment]["recipe"]["patch_size"])),
+    threads: threads_for("subpatch")
+    resources:
+        **resources_for("subpatch"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/subpatch/{{experiment}}_{{dataset}}.log",
     shell:
@@ -222,6 +262,11 @@ rule lr_sensitivity:
                    category="Figures"),
         pdf=f"{FIGURES}/lr_sensitivity/{{experiment}}.pdf",
         csv=f"{FIGURES}/lr_sensitivity/{{experiment}}.csv",
+    threads: threads_for("lr_sensitivity")
+    resources:
+        **resources_for("lr_sensitivity"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/lr_sensitivity/{{experiment}}.log",
     shell:
@@ -235,6 +280,9 @@ rule paper_methods:
         f"{RESULTS}/paper/methods.tex",
     params:
         config=lambda w: json.dumps(config, sort_keys=True, default=str),
+    threads: threads_for("paper_methods")
+    resources:
+        **resources_for("paper_methods"),
     run:
         from dicebench.io import write_text
         from dicebench.reporting.paper import methods_tex
@@ -251,6 +299,11 @@ rule paper:
         figures=paper_figures(),
     output:
         report("paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
+    threads: threads_for("paper")
+    resources:
+        **resources_for("paper"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/paper.log",
     shell:

@@ -14,6 +14,10 @@ rule train:
         settings=lambda w: json.dumps(grid.cell_settings(config, cell_of(w))),
         out=lambda w: f"{RESULTS}/{cell_of(w).path}",
     threads: config["threads_per_job"]
+    resources:
+        **resources_for("train"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/train/{grid.CELL_PATTERN}.log",
     benchmark:
