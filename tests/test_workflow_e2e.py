@@ -32,7 +32,7 @@ TINY = {
         "tiny2d": {"datasets": ["synth_acdc"], "preprocessing": "mri", "networks": ["unet2d"],
                    "network_params": {"unet2d": {"width": 4}}, "losses": ["dice", "mime"],
                    "lrs": [0.01], "seeds": [0],
-                   "recipe": {"optimizer": "adam", "iterations": 4, "batch_size": 2, "patch_size": [16, 16],
+                   "recipe": {"optimizer": "adam", "iterations": 4, "batch_size": 2, "patch_size": [32, 32],
                               "val_interval": 2}},
         "tiny3d": {"datasets": ["synth_abdomen"], "preprocessing": "ct", "networks": ["unet3d"],
                    "network_params": {"unet3d": {"width": 2, "depth": 2}}, "losses": ["weighted_dice"],
