@@ -174,3 +174,15 @@ def test_hard_dice_matches_monai():
     ref = compute_dice(one_hot(torch.from_numpy(pred)[None, None], 3), one_hot(torch.from_numpy(gt)[None, None], 3),
                        include_background=False)
     assert hard_dice_objects(pred, gt, 3) == pytest.approx(float(ref.mean()), abs=1e-6)
+
+
+def test_loss_is_logged_between_validations(tiny_acdc, tmp_path):
+    settings = copy.deepcopy(SETTINGS)
+    settings["recipe"].update(iterations=6, val_interval=3, log_interval=2, checkpoint_interval=3)
+    train_cell(tiny_acdc, None, settings, tmp_path)
+    import pandas as pd
+
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["iteration"].tolist() == [2, 3, 4, 6]
+    assert log["val_dice"].notna().tolist() == [False, True, False, True]
+    assert log["train_loss"].notna().all()

@@ -60,7 +60,8 @@ def learning_curves(log_paths: list[Path], out: Path | list[Path], title: str = 
             ax2 = ax.twinx()
             for (ds, net, seed), g in sub.groupby(["dataset", "network", "seed"]):
                 ax.plot(g["iteration"], g["train_loss"], color="tab:red", alpha=0.8, label="training loss")
-                ax2.plot(g["iteration"], g["val_dice"], color="tab:blue", marker="o", ms=3, alpha=0.8,
+                v = g.dropna(subset=["val_dice"])  # validation runs less often than the loss is logged
+                ax2.plot(v["iteration"], v["val_dice"], color="tab:blue", marker="o", ms=3, alpha=0.8,
                          label=f"validation DSC ({ds})")
             ax.set_title(f"lr = {lr}, {variant}", fontsize=9)
             ax2.set_ylim(0, 1)

@@ -296,6 +296,8 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
 
     val_interval = int(recipe.get("val_interval", max(1, iterations // 5)))
     ckpt_interval = int(recipe.get("checkpoint_interval", val_interval))
+    # The training loss is logged more often than validation runs, for the learning curves.
+    log_interval = int(recipe.get("log_interval", min(val_interval, 10)))
     batch_size = int(recipe["batch_size"])
     fg = float(recipe.get("fg_oversample", 0.0))
     workers = _loader_workers(recipe, device)
@@ -318,14 +320,17 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
             running.append(loss)
             bar.update(running[-1])
             done = it + 1
-            if done % val_interval == 0 or done == iterations:
-                val = np.mean([hard_dice_objects(
-                    np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
-                    c.label, num_classes) for c in val_cases])
-                log_rows.append({"iteration": done, "train_loss": float(np.mean(running)), "val_dice": float(val),
-                                 "lr": optimizer.param_groups[0]["lr"]})
+            validate = done % val_interval == 0 or done == iterations
+            if validate or done % log_interval == 0:
+                val = float("nan")
+                if validate:
+                    val = float(np.mean([hard_dice_objects(
+                        np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
+                        c.label, num_classes) for c in val_cases]))
+                log_rows.append({"iteration": done, "train_loss": float(np.mean(running)),
+                                 "val_dice": val if validate else "", "lr": optimizer.param_groups[0]["lr"]})
                 running = []
-                if np.isfinite(val) and val > best:
+                if validate and np.isfinite(val) and val > best:
                     best = float(val)
                     _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": done, "val_dice": best})
                 _write_log(out_dir / "log.csv", log_rows)
