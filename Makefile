@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: run test venv lint clean bench
+.PHONY: run test venv sysdeps lint clean bench
+
+# Debian packages the workflow needs beyond Python: latexmk and TeX for paper/paper.pdf.
+APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
 
 $(BIN)/dicebench: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,13 +17,20 @@ $(BIN)/dicebench: pyproject.toml requirements.lock
 
 venv: $(BIN)/dicebench
 
+sysdeps:
+	@command -v latexmk >/dev/null && command -v pdflatex >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "latexmk and TeX are missing: install the Debian packages $(APT_PACKAGES)" >&2; exit 1; fi; \
+	  echo "installing $(APT_PACKAGES)"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
+
 # The rules call the package's `dicebench` command: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-run: venv
+run: venv sysdeps
 	snakemake --cores $(CORES) --configfile config/config.yaml
 
-test: venv
+test: venv sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: venv
