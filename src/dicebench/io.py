@@ -95,3 +95,11 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
         and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tol * 10)
         and np.allclose(a.GetDirection(), b.GetDirection(), atol=tol)
     )
+
+
+def json_option(text: str, option: str):
+    """Parse a command-line option holding JSON (the rules pass settings that way)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DicebenchError(f"{option} is not valid JSON: {exc}") from None

@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from dicebench.errors import DicebenchError
-from dicebench.io import write_image
+from dicebench.io import json_option, write_image
 
 Volume = tuple[np.ndarray, np.ndarray]  # (image float32, label uint8), both (z, y, x)
 
@@ -393,12 +393,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    try:
-        knobs = json.loads(args.knobs)
-    except json.JSONDecodeError as exc:
-        raise DicebenchError(f"--knobs is not valid JSON: {exc}") from None
+    knobs = json_option(args.knobs, "--knobs")
     synthesize(args.kind, args.out, args.n_train, args.n_test, args.seed, args.shape, args.spacing,
                knobs, args.name)
     return 0

@@ -33,7 +33,7 @@ import SimpleITK as sitk
 import torch
 
 from dicebench.errors import DicebenchError
-from dicebench.io import atomic_path, read_image, same_geometry, write_image
+from dicebench.io import atomic_path, json_option, read_image, same_geometry, write_image
 
 #: settings accepted by `predict_folder` / `dicebench infer --settings` (config `inference:`).
 DEFAULT_SETTINGS: dict = {
@@ -363,10 +363,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise DicebenchError(f"--settings is not valid JSON: {exc}") from None
+    settings = json_option(args.settings, "--settings")
     if not isinstance(settings, dict):
         raise DicebenchError("--settings must be a JSON object")
     predict_dataset(args.model, args.images, args.reference, args.out, settings)

@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image, write_image, write_json
+from dicebench.io import json_option, read_image, write_image, write_json
 
 INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
 
@@ -186,9 +186,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise DicebenchError(f"--settings is not valid JSON: {exc}") from None
+    settings = json_option(args.settings, "--settings")
     preprocess_dataset(args.raw, args.out, settings, args.workers)
     return 0

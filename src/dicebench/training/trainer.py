@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from dicebench.errors import DicebenchError
-from dicebench.io import atomic_path, write_json, write_text
+from dicebench.io import atomic_path, json_option, write_json, write_text
 from dicebench.training.sampling import (BatchLoader, dataset_info, iteration_rng, list_cases, load_case,
                                          offline_augment, sample_batch, split_cases)
 
@@ -390,9 +390,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise DicebenchError(f"--settings is not valid JSON: {exc}") from None
+    settings = json_option(args.settings, "--settings")
     train_cell(args.dataset, args.class_stats, settings, args.out)
     return 0
