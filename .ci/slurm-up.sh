@@ -50,10 +50,13 @@ ln -sf "$STATE/gres.conf" /etc/slurm/gres.conf
 # states with sacct only, so answer its one query from squeue (finished jobs stay for MinJobAge).
 cat > "$SHIM/sacct" <<'SH'
 #!/usr/bin/env bash
-# sacct stand-in for a cluster without accounting: JobIdRaw|State of the jobs named --name.
+# sacct stand-in for a cluster without accounting. Answers the executor's status query
+# (JobIdRaw|State of the jobs named --name) from squeue; any other query (e.g. its account
+# guess) gets no rows, as from an empty database.
 name=""
 while [ $# -gt 0 ]; do case "$1" in --name) name=$2; shift 2;; --name=*) name=${1#--name=}; shift;; *) shift;; esac; done
-exec squeue --noheader --states=all ${name:+--name "$name"} --format='%i|%T'
+[ -n "$name" ] || exit 0
+exec squeue --noheader --states=all --name "$name" --format='%i|%T'
 SH
 chmod +x "$SHIM/sacct"
 

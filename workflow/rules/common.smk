@@ -53,19 +53,19 @@ def all_targets():
     return targets
 
 
-# Resources and threads of each rule, from the config's `resources:` section (config/README.md):
+# Resources and threads per step, from the `resources` section of the config (config/README.md):
 # `resources.default` overlaid by `resources.<rule>`. Slurm reads them through
 # snakemake-executor-plugin-slurm (profiles/slurm); a local run ignores what it does not limit.
 RESOURCE_ALIASES = {"partition": "slurm_partition", "account": "slurm_account", "extra": "slurm_extra"}
 
 
-def resources_for(rule):
-    """Resources of `rule` as keyword arguments of the `resources:` directive."""
+def resources_for(name):
+    """Resources of step `name` as keyword arguments of its resources directive."""
     res = config.get("resources", {})
-    merged = {**res.get("default", {}), **res.get(rule, {})}
+    merged = {**res.get("default", {}), **res.get(name, {})}
     return {RESOURCE_ALIASES.get(k, k): v for k, v in merged.items() if v is not None}
 
 
-def threads_for(rule):
-    """Threads of a rule that does not use `threads_per_job`: its `cpus_per_task`, else 1."""
-    return int(resources_for(rule).get("cpus_per_task", 1))
+def threads_for(name):
+    """Threads of a step that does not use `threads_per_job`: its `cpus_per_task`, else 1."""
+    return int(resources_for(name).get("cpus_per_task", 1))
