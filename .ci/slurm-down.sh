@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm cluster started by .ci/slurm-up.sh (jobs cancelled, daemons ended).
+# Stop the single-node Slurm cluster started by .ci/slurm-up.sh: jobs cancelled, then slurmd,
+# slurmctld and munged ended by the process ids in their pid files, waiting until they are gone.
 set -uo pipefail
 STATE=${DICEBENCH_SLURM_STATE:-/var/lib/dicebench-slurm}
-command -v scancel >/dev/null && scancel --full --quiet --user root 2>/dev/null
-for pidfile in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
-  [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+command -v scancel >/dev/null && scancel --full --quiet --user "$(id -un)" 2>/dev/null
+pids=()
+for pidfile in "$STATE/slurmd.pid" "$STATE/slurmctld.pid" /run/munge/munged.pid; do
+  [ -s "$pidfile" ] && pids+=("$(cat "$pidfile")")
 done
-for _ in $(seq 1 20); do
-  [ -s "$STATE/slurmd.pid" ] && kill -0 "$(cat "$STATE/slurmd.pid")" 2>/dev/null && { sleep 0.5; continue; }
-  [ -s "$STATE/slurmctld.pid" ] && kill -0 "$(cat "$STATE/slurmctld.pid")" 2>/dev/null && { sleep 0.5; continue; }
-  break
+for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+for _ in $(seq 1 40); do
+  alive=0
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 0.25
 done
-[ -s /run/munge/munged.pid ] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null
 echo "slurm down"
 exit 0
