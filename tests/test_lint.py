@@ -43,7 +43,7 @@ def test_snakemake_lint_passes(lints):
     assert lints["rc"] == 0, lints["text"][-2000:]
 
 
-def test_no_rule_lacks_log_conda_or_benchmark_directives(lints):
+def test_no_rule_lacks_log_or_conda(lints):
     """The part of the lint this project's rules must never regress on, rule by rule."""
     bad = [f for f in _findings(lints)
            if any(k in f for k in ("No log directive", "Specify a conda environment"))]
