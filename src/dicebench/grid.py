@@ -122,9 +122,11 @@ def all_cells(config: dict) -> list[Cell]:
     return [c for name, exp in config["experiments"].items() for c in experiment_cells(name, exp)]
 
 
-def cell_from_wildcards(config: dict, w) -> Cell:
+def cell_from_wildcards(config: dict, w, cells: frozenset[Cell] | None = None) -> Cell:
+    """The cell named by a job's wildcards. Pass the grid's cells as a set when calling this
+    per job: rebuilding the grid each time makes the DAG build quadratic in its size."""
     cell = Cell(w.experiment, w.dataset, w.network, w.loss, w.weighting, w.lr, int(w.seed))
-    if cell not in all_cells(config):
+    if cell not in (cells if cells is not None else frozenset(all_cells(config))):
         raise DicebenchError(f"{cell.path} is not a cell of the configured grid")
     return cell
 

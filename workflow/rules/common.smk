@@ -13,9 +13,9 @@ except DicebenchError as exc:
 RESULTS = config["results"]
 FIGURES = config["figures"]
 CELLS = grid.all_cells(config)
+CELL_SET = frozenset(CELLS)
 CELL = f"{RESULTS}/{grid.CELL_PATTERN}"
-# Every rule shells out to the package's own command line.
-DICEBENCH = "dicebench"
+# Every rule shells out to the package's own command line, `dicebench`.
 
 
 wildcard_constraints:
@@ -23,7 +23,7 @@ wildcard_constraints:
 
 
 def cell_of(wildcards):
-    return grid.cell_from_wildcards(config, wildcards)
+    return grid.cell_from_wildcards(config, wildcards, CELL_SET)
 
 
 def preset_of(wildcards):
@@ -31,11 +31,11 @@ def preset_of(wildcards):
 
 
 def preprocessed_of(wildcards):
-    return grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards)) + "/data"
+    return f"{grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards))}/data"
 
 
 def class_stats_of(wildcards):
-    return grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards)) + "/class_stats.json"
+    return f"{grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards))}/class_stats.json"
 
 
 def cells_of(experiment):
@@ -69,3 +69,80 @@ def resources_for(name):
 def threads_for(name):
     """Threads of a step that does not use `threads_per_job`: its `cpus_per_task`, else 1."""
     return int(resources_for(name).get("cpus_per_task", 1))
+
+
+# ---- helpers of data.smk (kept here: rules files hold rules only) ----
+
+def _datasets(source):
+    names = [n for n, d in config["datasets"].items() if d["source"] == source]
+    return "|".join(names) if names else "(?!x)x"  # a pattern that matches nothing
+
+# ---- helpers of report.smk (kept here: rules files hold rules only) ----
+
+PAPERS = ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
+
+
+PAPER_DIR = f"{workflow.basedir}/paper"
+
+
+def experiments_for_paper(paper):
+    """The default config names each experiment after its paper."""
+    return [name for name in config["experiments"] if name == paper]
+
+
+def cases_for_paper(wildcards):
+    return [f"{RESULTS}/{e}/cases.csv" for e in experiments_for_paper(wildcards.paper)]
+
+
+def datasets_for_paper(wildcards):
+    names = {ds for e in experiments_for_paper(wildcards.paper) for ds in config["experiments"][e]["datasets"]}
+    return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
+
+
+def all_cases():
+    return [f"{RESULTS}/{e}/cases.csv" for e in config["experiments"]]
+
+
+def paper_tables():
+    return [f"{FIGURES}/tables/{p}.tex" for p in PAPERS if experiments_for_paper(p)]
+
+
+def paper_figures():
+    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
+    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
+             for ds in config["experiments"][e]["datasets"]]
+    return figs + gradient_maps() + subpatch_figures() + sensitivity_figures()
+
+
+def qualitative_cells(w):
+    """Every variant of the experiment on this dataset, first seed: one prediction panel each."""
+    first_seed = config["experiments"][w.experiment]["seeds"][0]
+    return [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.seed == int(first_seed)]
+
+
+def gradient_cell(w):
+    """The first Dice-loss cell of the experiment on this dataset (first network, lr and seed)."""
+    cells = [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.loss == "dice"]
+    return f"{RESULTS}/{cells[0].path}/model.pt"
+
+
+def gradient_maps():
+    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
+            if "dice" in exp["losses"] for ds in exp["datasets"]]
+
+
+def subpatch_sizes(w):
+    """The experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4): no training, the
+    share of empty patches is read from the training labels."""
+    patch = config["experiments"][w.experiment]["recipe"]["patch_size"]
+    sizes = [[max(4, int(p * f)) for p in patch] for f in (0.25, 0.5, 1, 2)]
+    return " ".join("x".join(map(str, s)) for s in sizes)
+
+
+def subpatch_figures():
+    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
+            if {"gdl", "mime"} & set(exp["losses"]) for ds in exp["datasets"]]
+
+
+def sensitivity_figures():
+    return [f"{FIGURES}/lr_sensitivity/{p}.pdf" for p in experiments_for_paper("sudre2017")]

@@ -2,11 +2,6 @@
 # real datasets are downloaded and converted (see config/datasets.yaml).
 
 
-def _datasets(source):
-    names = [n for n, d in config["datasets"].items() if d["source"] == source]
-    return "|".join(names) if names else "(?!x)x"  # a pattern that matches nothing
-
-
 rule synthesize:
     wildcard_constraints:
         dataset=_datasets("synthetic"),
@@ -32,7 +27,7 @@ rule synthesize:
     benchmark:
         f"{RESULTS}/benchmarks/synthesize/{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} synthesize --kind {params.ds[phantom]} --name {wildcards.dataset} --out {output} "
+        "dicebench synthesize --kind {params.ds[phantom]} --name {wildcards.dataset} --out {output} "
         "--n-train {params.ds[n_train]} --n-test {params.ds[n_test]} --seed {params.ds[seed]} "
         "--knobs '{params.knobs}' {params.extra} > {log} 2>&1"
 
@@ -57,7 +52,7 @@ rule download:
     benchmark:
         f"{RESULTS}/benchmarks/download/{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} download {params.name} --dest {params.dest} --extract {output} --no-progress > {log} 2>&1"
+        "dicebench download {params.name} --dest {params.dest} --extract {output} --no-progress > {log} 2>&1"
 
 
 rule convert:
@@ -80,4 +75,4 @@ rule convert:
     benchmark:
         f"{RESULTS}/benchmarks/convert/{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} convert {params.name} --src {input} --out {output} --overwrite > {log} 2>&1"
+        "dicebench convert {params.name} --src {input} --out {output} --overwrite > {log} 2>&1"

@@ -18,5 +18,5 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{grid.CELL_PATTERN}.tsv"
     shell:
-        "{DICEBENCH} evaluate --pred-dir {input.pred} --gt-dir {input.raw}/labelsTs "
+        "dicebench evaluate --pred-dir {input.pred} --gt-dir {input.raw}/labelsTs "
         "--dataset-json {input.raw}/dataset.json --cases-out {output.cases} --out {output.metrics} > {log} 2>&1"

@@ -20,5 +20,5 @@ rule infer:
     benchmark:
         f"{RESULTS}/benchmarks/infer/{grid.CELL_PATTERN}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} {DICEBENCH} infer --model {input.model} --images {input.data}/imagesTs "
+        "OMP_NUM_THREADS={threads} dicebench infer --model {input.model} --images {input.data}/imagesTs "
         "--reference {input.raw}/imagesTs --out {output} --settings '{params.settings}' > {log} 2>&1"

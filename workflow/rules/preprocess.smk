@@ -19,7 +19,7 @@ rule preprocess:
     benchmark:
         f"{RESULTS}/benchmarks/preprocess/{{dataset}}/{{preprocessing}}.tsv"
     shell:
-        "{DICEBENCH} preprocess --raw {input} --out {output} --settings '{params.settings}' "
+        "dicebench preprocess --raw {input} --out {output} --settings '{params.settings}' "
         "--workers {threads} > {log} 2>&1"
 
 
@@ -38,4 +38,4 @@ rule class_stats:
     benchmark:
         f"{RESULTS}/benchmarks/class_stats/{{dataset}}/{{preprocessing}}.tsv"
     shell:
-        "{DICEBENCH} class-stats --dataset {input} --out {output} > {log} 2>&1"
+        "dicebench class-stats --dataset {input} --out {output} > {log} 2>&1"

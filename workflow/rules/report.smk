@@ -6,39 +6,6 @@
 # Each output depends only on the cells it reads, so touching one cell rebuilds that cell's
 # experiment table, its paper's table, the claims and the paper, nothing else.
 
-PAPERS = ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
-PAPER_DIR = f"{workflow.basedir}/paper"
-
-
-def experiments_for_paper(paper):
-    """The default config names each experiment after its paper."""
-    return [name for name in config["experiments"] if name == paper]
-
-
-def cases_for_paper(wildcards):
-    return [f"{RESULTS}/{e}/cases.csv" for e in experiments_for_paper(wildcards.paper)]
-
-
-def datasets_for_paper(wildcards):
-    names = {ds for e in experiments_for_paper(wildcards.paper) for ds in config["experiments"][e]["datasets"]}
-    return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
-
-
-def all_cases():
-    return [f"{RESULTS}/{e}/cases.csv" for e in config["experiments"]]
-
-
-def paper_tables():
-    return [f"{FIGURES}/tables/{p}.tex" for p in PAPERS if experiments_for_paper(p)]
-
-
-def paper_figures():
-    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
-    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
-             for ds in config["experiments"][e]["datasets"]]
-    return figs + gradient_maps() + subpatch_figures() + sensitivity_figures()
-
-
 wildcard_constraints:
     paper="|".join(PAPERS),
 
@@ -53,8 +20,6 @@ rule aggregate:
                    subcategory="Per experiment"),
         md=f"{RESULTS}/{{experiment}}/table.md",
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
-    params:
-        root=RESULTS,
     threads: threads_for("aggregate")
     resources:
         **resources_for("aggregate"),
@@ -65,8 +30,8 @@ rule aggregate:
     benchmark:
         f"{RESULTS}/benchmarks/aggregate/{{experiment}}.tsv"
     shell:
-        "{DICEBENCH} aggregate --experiment {wildcards.experiment} --metrics {input.metrics} "
-        "--root {params.root} --csv {output.csv} --md {output.md} --cases {output.cases} > {log} 2>&1"
+        "dicebench aggregate --experiment {wildcards.experiment} --metrics {input.metrics} "
+        "--csv {output.csv} --md {output.md} --cases {output.cases} > {log} 2>&1"
 
 
 rule paper_table:
@@ -86,8 +51,10 @@ rule paper_table:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/paper_table/{{paper}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/paper_table/{{paper}}.tsv"
     shell:
-        "{DICEBENCH} paper-tables --paper {wildcards.paper} --cases {input.cases} --published {input.published} "
+        "dicebench paper-tables --paper {wildcards.paper} --cases {input.cases} --published {input.published} "
         "--datasets {input.datasets} --csv {output.csv} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
@@ -106,8 +73,10 @@ rule wilcoxon:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/wilcoxon.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/wilcoxon.tsv"
     shell:
-        "{DICEBENCH} paper-tables --paper wilcoxon --cases {input.cases} "
+        "dicebench paper-tables --paper wilcoxon --cases {input.cases} "
         "--csv {output.csv} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
@@ -125,8 +94,10 @@ rule claims:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims.tsv"
     shell:
-        "{DICEBENCH} claims --cases {input.cases} --csv {output.csv} --md {output.md} --tex {output.tex} "
+        "dicebench claims --cases {input.cases} --csv {output.csv} --md {output.md} --tex {output.tex} "
         "> {log} 2>&1"
 
 
@@ -137,8 +108,6 @@ rule learning_curves:
         png=report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
                    category="Figures"),
         pdf=f"{FIGURES}/{{experiment}}_learning_curves.pdf",
-    params:
-        root=RESULTS,
     threads: threads_for("learning_curves")
     resources:
         **resources_for("learning_curves"),
@@ -149,14 +118,8 @@ rule learning_curves:
     benchmark:
         f"{RESULTS}/benchmarks/learning_curves/{{experiment}}.tsv"
     shell:
-        "{DICEBENCH} figures learning-curves --experiment {wildcards.experiment} --logs {input.logs} "
-        "--root {params.root} --out {output.png} {output.pdf} > {log} 2>&1"
-
-
-def qualitative_cells(w):
-    """Every variant of the experiment on this dataset, first seed: one prediction panel each."""
-    first_seed = config["experiments"][w.experiment]["seeds"][0]
-    return [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.seed == int(first_seed)]
+        "dicebench figures learning-curves --experiment {wildcards.experiment} --logs {input.logs} "
+        "--out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule qualitative:
@@ -176,20 +139,11 @@ rule qualitative:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/qualitative/{{experiment}}_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/qualitative/{{experiment}}_{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} figures qualitative --experiment {wildcards.experiment} --dataset-dir {input.raw} "
+        "dicebench figures qualitative --experiment {wildcards.experiment} --dataset-dir {input.raw} "
         "--predictions {input.predictions} {params.render3d} --out {output.png} {output.pdf} > {log} 2>&1"
-
-
-def gradient_cell(w):
-    """The first Dice-loss cell of the experiment on this dataset (first network, lr and seed)."""
-    cells = [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.loss == "dice"]
-    return f"{RESULTS}/{cells[0].path}/model.pt"
-
-
-def gradient_maps():
-    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
-            if "dice" in exp["losses"] for ds in exp["datasets"]]
 
 
 rule gradient_map:
@@ -207,22 +161,11 @@ rule gradient_map:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/gradient_map/{{experiment}}_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gradient_map/{{experiment}}_{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} figures gradient-map --experiment {wildcards.experiment} --model {input.model} "
+        "dicebench figures gradient-map --experiment {wildcards.experiment} --model {input.model} "
         "--data-dir {input.data} --out {output.png} {output.pdf} > {log} 2>&1"
-
-
-def subpatch_sizes(w):
-    """The experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4): no training, the
-    share of empty patches is read from the training labels."""
-    patch = config["experiments"][w.experiment]["recipe"]["patch_size"]
-    sizes = [[max(4, int(p * f)) for p in patch] for f in (0.25, 0.5, 1, 2)]
-    return " ".join("x".join(map(str, s)) for s in sizes)
-
-
-def subpatch_figures():
-    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
-            if {"gdl", "mime"} & set(exp["losses"]) for ds in exp["datasets"]]
 
 
 rule subpatch:
@@ -244,14 +187,12 @@ rule subpatch:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/subpatch/{{experiment}}_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/subpatch/{{experiment}}_{{dataset}}.tsv"
     shell:
-        "{DICEBENCH} figures subpatch --experiment {wildcards.experiment} --dataset {wildcards.dataset} "
+        "dicebench figures subpatch --experiment {wildcards.experiment} --dataset {wildcards.dataset} "
         "--data-dir {input.data} --cases {input.cases} --patches {params.patches} "
         "--configured {params.configured} --table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
-
-
-def sensitivity_figures():
-    return [f"{FIGURES}/lr_sensitivity/{p}.pdf" for p in experiments_for_paper("sudre2017")]
 
 
 rule lr_sensitivity:
@@ -269,8 +210,10 @@ rule lr_sensitivity:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/lr_sensitivity/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lr_sensitivity/{{experiment}}.tsv"
     shell:
-        "{DICEBENCH} figures lr-sensitivity --experiment {wildcards.experiment} --cases {input.cases} "
+        "dicebench figures lr-sensitivity --experiment {wildcards.experiment} --cases {input.cases} "
         "--table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
@@ -283,11 +226,16 @@ rule paper_methods:
     threads: threads_for("paper_methods")
     resources:
         **resources_for("paper_methods"),
+    log:
+        f"{RESULTS}/logs/paper_methods.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/paper_methods.tsv"
     run:
         from dicebench.io import write_text
         from dicebench.reporting.paper import methods_tex
 
         write_text(output[0], methods_tex(json.loads(params.config)))
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule paper:
@@ -306,6 +254,8 @@ rule paper:
         "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/paper.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/paper.tsv"
     shell:
-        "{DICEBENCH} paper --tex {input.tex} --methods {input.methods} --tables {input.tables} {input.claims} "
+        "dicebench paper --tex {input.tex} --methods {input.methods} --tables {input.tables} {input.claims} "
         "--figures {input.figures} --out {output} > {log} 2>&1"

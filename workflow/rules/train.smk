@@ -23,5 +23,5 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{grid.CELL_PATTERN}.tsv"
     shell:
-        "{DICEBENCH} train --dataset {input.data} --class-stats {input.stats} "
+        "dicebench train --dataset {input.data} --class-stats {input.stats} "
         "--settings '{params.settings}' --out {params.out} > {log} 2>&1"
