@@ -364,7 +364,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-dir", type=Path, default=None, help="qualitative: the raw dataset folder")
     p.add_argument("--predictions", nargs="+", type=Path, default=[], help="qualitative: the cells' predictions/")
     p.add_argument("--render3d", action="store_true", help="qualitative: add 3D renderings (Shen Figs. 2-4)")
-    p.add_argument("--root", type=Path, default=Path("results"))
     p.add_argument("--out", required=True, type=Path, nargs="+", help="one or more of .png / .pdf")
 
 

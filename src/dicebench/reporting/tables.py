@@ -99,7 +99,6 @@ def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", required=True)
     p.add_argument("--metrics", required=True, nargs="+", type=Path, help="the cells' metrics.csv files")
-    p.add_argument("--root", type=Path, default=Path("results"))
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--md", required=True, type=Path)
     p.add_argument("--cases", type=Path, default=None, help="write every cell's per-case metrics here")
