@@ -403,3 +403,22 @@ def test_bad_settings_are_errors(folders, tmp_path):
     for bad in ({"overlap": 1.0}, {"sw_batch_size": 0}, {"mirorr": True}):
         with pytest.raises(DicebenchError, match="inference settings"):
             predict_folder(LabelEcho(), ORACLE_META, root / "prep", root / "raw", tmp_path / "out", bad)
+
+
+def test_each_process_claims_its_own_gpu(tmp_path):
+    """Two jobs on a multi-GPU workstation get different GPU indices; a finished job frees its GPU."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from dicebench.inference.predict import _claim_free_gpu; "
+            "print(_claim_free_gpu(2, sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))")
+    first = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "0"
+        second = subprocess.run([sys.executable, "-c", code, str(tmp_path), "0"], capture_output=True, text=True)
+        assert second.stdout.strip() == "1"
+    finally:
+        first.kill()
+        first.wait()
+    third = subprocess.run([sys.executable, "-c", code, str(tmp_path), "0"], capture_output=True, text=True)
+    assert third.stdout.strip() == "0"

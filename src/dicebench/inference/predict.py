@@ -24,6 +24,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -252,9 +253,39 @@ def load_model(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
     return model.to(device), meta
 
 
+_GPU_LOCK = None  # held for the life of the process
+
+
+def _claim_free_gpu(count: int, lock_dir: str | None = None) -> int:
+    """Index of a GPU no other dicebench process on this machine holds, by a per-GPU file lock.
+
+    On a workstation with several GPUs (profiles/workstation), Snakemake runs up to one GPU
+    job per GPU but does not say which GPU a job should use; each job claims a free one here.
+    A claim ends with the process, so a killed job frees its GPU. Falls back to GPU 0 when all
+    are taken (more jobs than GPUs were allowed)."""
+    import fcntl
+    import tempfile
+
+    global _GPU_LOCK
+    folder = Path(lock_dir or os.environ.get("DICEBENCH_GPU_LOCKS", tempfile.gettempdir()))
+    for index in range(count):
+        handle = open(folder / f"dicebench-gpu{index}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _GPU_LOCK = handle
+        return index
+    return 0
+
+
 def auto_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        return torch.device(f"cuda:{_claim_free_gpu(count)}" if count > 1 else "cuda")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise DicebenchError(f"device '{requested}' requested but no CUDA device is available")
     return torch.device(requested)
