@@ -103,3 +103,17 @@ def json_option(text: str, option: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DicebenchError(f"{option} is not valid JSON: {exc}") from None
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from a file; a missing, unreadable or malformed file is a DicebenchError."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DicebenchError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DicebenchError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DicebenchError(f"{path}: expected a JSON object")
+    return obj

@@ -7,7 +7,6 @@ Only `labelsTr` is read, so that test data never informs a weight.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image, write_json
+from dicebench.io import read_image, read_json, write_json
 
 REQUIRED_KEYS = ("dataset_json", "labels", "num_classes", "cases", "voxels_per_class", "total_voxels",
                  "voxels_per_case", "presence")
@@ -26,11 +25,8 @@ def read_dataset_json(dataset_dir: Path) -> dict[str, Any]:
     path = dataset_dir / "dataset.json"
     if not path.is_file():
         raise DicebenchError(f"{path}: file not found (expected an nnU-Net v2 raw dataset folder)")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DicebenchError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict) or not meta["labels"]:
+    meta = read_json(path)
+    if not isinstance(meta.get("labels"), dict) or not meta["labels"]:
         raise DicebenchError(f"{path}: missing or empty 'labels' mapping")
     return meta
 
@@ -114,14 +110,7 @@ def load_class_stats(path: str | os.PathLike) -> dict[str, Any]:
     (one list of C ints per case), presence (one list of C bools per case).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DicebenchError(f"{path}: file not found")
-    try:
-        stats = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DicebenchError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(stats, dict):
-        raise DicebenchError(f"{path}: expected a JSON object")
+    stats = read_json(path)
     missing = [k for k in REQUIRED_KEYS if k not in stats]
     if missing:
         raise DicebenchError(f"{path}: missing key(s) {', '.join(missing)}")

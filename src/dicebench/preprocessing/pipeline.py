@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dicebench.errors import DicebenchError
-from dicebench.io import json_option, read_image, write_image, write_json
+from dicebench.io import json_option, read_image, read_json, write_image, write_json
 
 INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
 
@@ -172,7 +172,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, settings: dict,
     else:
         for job in jobs:
             _process_case(job)
-    meta = json.loads(ds_json.read_text())
+    meta = read_json(ds_json)
     meta["preprocessing"] = {**asdict(s), "source": str(raw)}
     write_json(out / "dataset.json", meta)  # written last: its presence means the folder is complete
     return out

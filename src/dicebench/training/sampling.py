@@ -14,7 +14,6 @@ CPU run bit-for-bit identical to a plain sequential one.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image
+from dicebench.io import read_image, read_json
 
 
 @dataclass
@@ -56,11 +55,7 @@ def load_case(dataset_dir: Path, case: str, split: str, n_channels: int) -> Case
 
 
 def dataset_info(dataset_dir: Path) -> dict:
-    path = Path(dataset_dir) / "dataset.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DicebenchError(f"{path}: cannot read dataset.json ({exc})") from None
+    return read_json(Path(dataset_dir) / "dataset.json")
 
 
 def split_cases(cases: list[str], val_fraction: float, split_seed: int = 0) -> tuple[list[str], list[str]]:

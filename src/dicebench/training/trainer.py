@@ -207,6 +207,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     from dicebench.inference.predict import auto_device, predict_probabilities
     from dicebench.losses import get_loss
     from dicebench.networks import count_parameters, get_network, network_dims
+    from dicebench.preprocessing.class_stats import load_class_stats
 
     # CPU max_unpool (ENet) scatters to unique indices: deterministic in practice.
     warnings.filterwarnings("ignore", message="max_unpooling.*does not have a deterministic implementation")
@@ -252,12 +253,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     channels_last = device.type == "cuda" and bool(recipe.get("channels_last", True))
     if channels_last:
         model = model.to(memory_format=_memory_format(dims))
-    stats = None
-    if class_stats_path:
-        try:
-            stats = json.loads(Path(class_stats_path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DicebenchError(f"{class_stats_path}: cannot read class statistics ({exc})") from None
+    stats = load_class_stats(class_stats_path) if class_stats_path else None
     loss_fn = get_loss(settings["loss"], class_stats=stats, weighting=settings.get("weighting", "none"),
                        **(settings.get("loss_params") or {}))
     iterations = int(recipe["iterations"])
