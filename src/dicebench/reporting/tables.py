@@ -19,19 +19,21 @@ from dicebench.io import atomic_path, write_text
 CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
 
 
+def _cell_table(csv_path: Path, what: str) -> pd.DataFrame:
+    """One of a cell's CSV files, with the cell's keys (from its cell.json) as columns."""
+    try:
+        settings = json.loads((csv_path.parent / "cell.json").read_text())["settings"]
+        df = pd.read_csv(csv_path)
+    except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DicebenchError(f"{csv_path}: cannot read the cell's {what} ({exc})") from None
+    return df.assign(**{k: settings[k] for k in CELL_KEYS})
+
+
 def collect(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
     frames = []
     for path in metrics_paths:
         path = Path(path)
-        cell_json = path.parent / "cell.json"
-        try:
-            settings = json.loads(cell_json.read_text())["settings"]
-            df = pd.read_csv(path)
-        except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError) as exc:
-            raise DicebenchError(f"{path}: cannot read the cell's metrics ({exc})") from None
-        meta = {k: settings[k] for k in CELL_KEYS}
-        df = df.assign(**meta, experiment=experiment, cell=str(path.parent))
-        frames.append(df)
+        frames.append(_cell_table(path, "metrics").assign(experiment=experiment, cell=str(path.parent)))
     if not frames:
         raise DicebenchError(f"experiment '{experiment}': no metrics to aggregate")
     table = pd.concat(frames, ignore_index=True)
@@ -59,17 +61,12 @@ def collect_cases(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
     """
     frames = []
     for path in metrics_paths:
-        cell_dir = Path(path).parent
-        cases = cell_dir / "per_case.csv"
-        try:
-            settings = json.loads((cell_dir / "cell.json").read_text())["settings"]
-            df = pd.read_csv(cases)
-        except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DicebenchError(f"{cases}: cannot read the cell's per-case metrics ({exc})") from None
+        cases = Path(path).parent / "per_case.csv"
+        df = _cell_table(cases, "per-case metrics")
         missing = {"case", "class_index", "class", "dsc"} - set(df.columns)
         if missing:
             raise DicebenchError(f"{cases}: missing column(s) {', '.join(sorted(missing))}")
-        frames.append(df.assign(**{k: settings[k] for k in CELL_KEYS}, experiment=experiment))
+        frames.append(df.assign(experiment=experiment))
     if not frames:
         raise DicebenchError(f"experiment '{experiment}': no per-case metrics to aggregate")
     table = pd.concat(frames, ignore_index=True)

@@ -97,14 +97,15 @@ def provenance() -> dict:
 def hard_dice_objects(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
     """Mean Dice 2|P∩G|/(|P|+|G|) over the object classes present in either map.
 
-    The validation monitor only (the evaluation step reports the published metrics)."""
-    values = []
-    for k in range(1, num_classes):
-        p, g = pred == k, gt == k
-        denom = int(p.sum()) + int(g.sum())
-        if denom:
-            values.append(2.0 * int(np.logical_and(p, g).sum()) / denom)
-    return float(np.mean(values)) if values else float("nan")
+    The validation monitor only (the evaluation step reports the published metrics). Unlike
+    the tables, a class absent from both maps is left out rather than counted as 1."""
+    from dicebench.evaluation.metrics import overlap_counts
+
+    inter, n_pred, n_gt = overlap_counts(pred, gt, range(1, num_classes))
+    present = (n_pred + n_gt) > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(2.0 * inter[present] / (n_pred + n_gt)[present]))
 
 
 def _save_model(path: Path, model: torch.nn.Module, meta: dict) -> None:
