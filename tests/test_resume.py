@@ -40,6 +40,7 @@ def _assert_same_cell(a: Path, b: Path) -> None:
     assert (a / "log.csv").read_bytes() == (b / "log.csv").read_bytes()
     ca, cb = (json.loads((p / "cell.json").read_text()) for p in (a, b))
     assert ca["best_val_dice"] == cb["best_val_dice"] and ca["final_train_loss"] == cb["final_train_loss"]
+    assert ca["training_patches"] == cb["training_patches"] and ca["empty_patch_share"] == cb["empty_patch_share"]
     assert not (b / "checkpoint.pt").exists()
 
 

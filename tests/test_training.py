@@ -16,7 +16,7 @@ from dicebench.errors import DicebenchError
 from dicebench.networks import get_network
 from dicebench.training.sampling import (BatchLoader, Case, iteration_rng, load_case, list_cases, sample_batch,
                                          split_cases)
-from dicebench.training.trainer import hard_dice_objects, make_scheduler, train_cell
+from dicebench.training.trainer import absent_classes, hard_dice_objects, make_scheduler, train_cell
 
 SETTINGS = {
     "network": "enet2d", "network_params": {"width": 4}, "loss": "dice", "weighting": "none", "loss_params": {},
@@ -186,3 +186,31 @@ def test_loss_is_logged_between_validations(tiny_acdc, tmp_path):
     assert log["iteration"].tolist() == [2, 3, 4, 6]
     assert log["val_dice"].notna().tolist() == [False, True, False, True]
     assert log["train_loss"].notna().all()
+
+
+def test_absent_classes_counts_patches_without_each_class():
+    labels = np.zeros((3, 4, 4), dtype=np.int64)
+    labels[0, 0, 0] = 1
+    labels[1, :2] = 2
+    labels[2, 1, 1], labels[2, 2, 2] = 1, 2
+    # class 0 is in every patch; class 1 is missing from patch 1; class 2 from patch 0; class 3 from all
+    assert absent_classes(torch.from_numpy(labels), 4).tolist() == [0, 1, 1, 3]
+
+
+def test_cell_json_records_the_empty_patch_share_of_the_batches_drawn(two_runs, tiny_acdc):
+    cell = json.loads((two_runs[0] / "cell.json").read_text())
+    recipe = SETTINGS["recipe"]
+    assert cell["training_patches"] == recipe["iterations"] * recipe["batch_size"]
+    # Recount from the same batches: each iteration's batch is a pure function of (seed, iteration).
+    names = cell["split"]["train"]
+    cases = [load_case(tiny_acdc, n, "Tr", 1) for n in names]
+    labels = json.loads((Path(tiny_acdc) / "dataset.json").read_text())["labels"]
+    empty = np.zeros(len(labels), dtype=np.int64)
+    for it in range(recipe["iterations"]):
+        _, y = sample_batch(cases, iteration_rng(SETTINGS["seed"], it), recipe["batch_size"],
+                            tuple(recipe["patch_size"]), 0.0, recipe["augment"])
+        for k in range(len(labels)):
+            empty[k] += sum(not (patch == k).any() for patch in y)
+    expected = {name: empty[int(k)] / cell["training_patches"] for name, k in labels.items()}
+    assert cell["empty_patch_share"] == pytest.approx(expected)
+    assert cell["empty_patch_share"]["background"] < 1

@@ -53,10 +53,15 @@ def format_lr(lr: float) -> str:
 
 
 def validate_config(config: dict) -> dict:
-    """Schema validation with defaults filled in, then the cross-references a schema can't see."""
+    """Schema validation with defaults filled in, then the cross-references a schema can't see,
+    then the sub-patching sweeps expanded into experiments of their own (`expand_subpatch`).
+    Validating a config twice gives the same result: generated experiments are regenerated."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
+    if isinstance(config.get("experiments"), dict):
+        config["experiments"] = {k: v for k, v in config["experiments"].items()
+                                 if not (isinstance(v, dict) and SWEEP_KEY in v)}
     try:
         validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as exc:
@@ -78,7 +83,98 @@ def validate_config(config: dict) -> dict:
             raise DicebenchError(f"invalid config: experiments.{name} has no cell: class weightings "
                                  f"(uniform/simple/square) go with weighted_dice, 'none' with every other loss")
         _check_patch(name, exp)
+        if "subpatch" in exp:
+            _check_subpatch(name, exp)
+    expand_subpatch(config)
     return config
+
+
+# ---- the trained sub-patching sweep (Kervadec & de Bruijne 2023, Sec. 2) ----
+
+SWEEP_KEY = "sweep_of"  # set on generated experiments only: the experiment they vary
+DEFAULT_EMPTY_POLICY = "max"  # GeneralizedDiceLoss's default
+
+
+def patch_label(patch) -> str:
+    return "x".join(str(int(p)) for p in patch)
+
+
+def gdl_policy(exp: dict) -> str:
+    return exp.get("loss_params", {}).get("gdl", {}).get("empty_policy", DEFAULT_EMPTY_POLICY)
+
+
+def subpatch_experiments(name: str, exp: dict) -> dict[str, dict]:
+    """The experiments a `subpatch` section generates, by name.
+
+    `<name>_p<patch>` repeats the experiment (every loss, network, lr and seed, on the sweep's
+    datasets) at each extra patch size; `<name>_p<patch>_gdl_<policy>` trains GDL alone with
+    another empty-class policy at every patch size, the configured one included. The
+    experiment itself is the sweep's point at its configured patch with its own GDL policy.
+    """
+    import copy
+
+    sweep = exp.get("subpatch")
+    if not sweep:
+        return {}
+    configured = list(exp["recipe"]["patch_size"])
+    sizes = [configured] + [list(p) for p in sweep["patch_sizes"] if list(p) != configured]
+    policies = [p for p in sweep.get("gdl_empty_policies", []) if p != gdl_policy(exp)]
+    base = {k: v for k, v in copy.deepcopy(exp).items() if k != "subpatch"}
+    base["datasets"] = list(sweep.get("datasets") or exp["datasets"])
+    out = {}
+    for patch in sizes:
+        at_patch = copy.deepcopy(base)
+        at_patch["recipe"]["patch_size"] = patch
+        label = f"{name}_p{patch_label(patch)}"
+        if patch != configured:
+            out[label] = {**at_patch, SWEEP_KEY: name}
+        for policy in policies:
+            variant = copy.deepcopy(at_patch)
+            variant["losses"] = ["gdl"]
+            variant["loss_params"] = {"gdl": {**variant.get("loss_params", {}).get("gdl", {}),
+                                              "empty_policy": policy}}
+            variant["network_params"] = variant.get("network_params", {})
+            out[f"{label}_gdl_{policy}"] = {**variant, SWEEP_KEY: name}
+    return out
+
+
+def _check_subpatch(name: str, exp: dict) -> None:
+    sweep = exp["subpatch"]
+    where = f"experiments.{name}.subpatch"
+    for ds in sweep.get("datasets", []):
+        if ds not in exp["datasets"]:
+            raise DicebenchError(f"invalid config: {where}.datasets names '{ds}', which is not a dataset of "
+                                 f"the experiment ({', '.join(exp['datasets'])})")
+    if sweep.get("gdl_empty_policies") and "gdl" not in exp["losses"]:
+        raise DicebenchError(f"invalid config: {where}.gdl_empty_policies needs 'gdl' among the losses")
+    for patch in sweep["patch_sizes"]:
+        try:
+            _check_patch(name, {**exp, "recipe": {**exp["recipe"], "patch_size": patch}})
+        except DicebenchError as exc:
+            raise DicebenchError(f"invalid config: {where}.patch_sizes {list(patch)}: "
+                                 f"{str(exc).split(': ', 2)[-1]}") from None
+
+
+def expand_subpatch(config: dict) -> None:
+    """Add the experiments of every `subpatch` section to `config["experiments"]`."""
+    generated = {}
+    for name, exp in config["experiments"].items():
+        for new, spec in subpatch_experiments(name, exp).items():
+            if new in config["experiments"] or new in generated:
+                raise DicebenchError(f"invalid config: experiments.{name}.subpatch generates '{new}', "
+                                     f"which is already an experiment")
+            generated[new] = spec
+    config["experiments"].update(generated)
+
+
+def main_experiments(config: dict) -> list[str]:
+    """The configured experiments, without those a sweep generated."""
+    return [n for n, e in config["experiments"].items() if SWEEP_KEY not in e]
+
+
+def sweep_members(config: dict, name: str) -> list[str]:
+    """An experiment and the experiments its sub-patching sweep generated."""
+    return [name] + [n for n, e in config["experiments"].items() if e.get(SWEEP_KEY) == name]
 
 
 def _check_patch(name: str, exp: dict) -> None:
@@ -148,6 +244,8 @@ def cell_settings(config: dict, cell: Cell) -> dict:
         "seed": cell.seed,
         "recipe": exp["recipe"],
         "threads": config.get("threads_per_job", 1),
+        # A sub-patching sweep's experiment names the experiment it varies (reporting groups by it).
+        **({SWEEP_KEY: exp[SWEEP_KEY]} if SWEEP_KEY in exp else {}),
     }
 
 

@@ -267,6 +267,9 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
 
     log_rows: list[dict] = []
     running: list[float] = []
+    # Training patches drawn, and how many of them lacked each class: the empty-patch share
+    # that the sub-patching sweep plots against patch size (Kervadec & de Bruijne 2023, Sec. 2).
+    drawn, empty = 0, np.zeros(num_classes, dtype=np.int64)
     start, best, elapsed_before = 0, -1.0, 0.0
     ckpt_path = out_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -285,6 +288,7 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
             log_rows = json.loads(ckpt["log"])
             running = [float(v) for v in json.loads(ckpt["running"])]
             elapsed_before = float(ckpt["elapsed"])
+            drawn, empty = int(ckpt["drawn"]), np.asarray(json.loads(ckpt["empty"]), dtype=np.int64)
             print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
 
     if start == 0:  # a fresh start: no best weights or log of an earlier attempt may survive
@@ -309,6 +313,8 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     stream = iter(loader)
     try:
         for it, x, y in stream:
+            drawn += len(y)
+            empty += absent_classes(y, num_classes)
             loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
                                  _memory_format(dims) if channels_last else None)
             if not math.isfinite(loss):
@@ -336,7 +342,8 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
                          "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                          "iteration": done, "best": best, "fingerprint": fingerprint,
                          "log": json.dumps(log_rows), "running": json.dumps(running),
-                         "elapsed": elapsed_before + time.time() - t0}
+                         "elapsed": elapsed_before + time.time() - t0,
+                         "drawn": drawn, "empty": json.dumps(empty.tolist())}
                 if device.type == "cuda":
                     state["cuda_rng"] = torch.cuda.get_rng_state(device)
                 with atomic_path(ckpt_path) as tmp:
@@ -371,12 +378,23 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
         "wall_time_s": round(elapsed_before + time.time() - t0, 3),
         "peak_memory_mb": {"cuda": peak / 2**20 if peak else None, "rss": peak_rss_mb},
         "best_val_dice": best,
+        "training_patches": drawn,
+        "empty_patch_share": {name: float(empty[int(k)] / drawn) if drawn else None
+                              for name, k in info["labels"].items()},
         "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
         **provenance(),
     }
     write_json(out_dir / "cell.json", summary)
     ckpt_path.unlink(missing_ok=True)
     return summary
+
+
+def absent_classes(labels, num_classes: int) -> np.ndarray:
+    """For a batch of label patches (B, *patch), how many patches lack each class (C,)."""
+    flat = torch.as_tensor(labels).reshape(len(labels), -1).long()
+    offsets = torch.arange(len(flat)).unsqueeze(1) * num_classes
+    counts = torch.bincount((flat + offsets).flatten(), minlength=len(flat) * num_classes)
+    return (counts.view(len(flat), num_classes) == 0).sum(0).numpy()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
