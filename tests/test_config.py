@@ -22,7 +22,62 @@ def test_default_config_is_valid_and_fills_defaults(default_config):
     cfg = _valid(default_config)
     assert cfg["inference"]["overlap"] == 0.5
     assert cfg["experiments"]["kervadec2023"]["recipe"]["val_fraction"] == 0.2
-    assert set(cfg["experiments"]) == {"liu2018", "kervadec2023", "shen2018", "sudre2017"}
+    assert grid.main_experiments(cfg) == ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
+    assert set(cfg["experiments"]) - set(grid.main_experiments(cfg)) == set(grid.sweep_members(cfg, "kervadec2023")[1:])
+
+
+def test_subpatch_section_generates_the_sweep(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["kervadec2023"]["subpatch"] = {"datasets": ["synth_acdc"], "patch_sizes": [[16, 16], [64, 64]],
+                                                      "gdl_empty_policies": ["max", "zero"]}
+    cfg = _valid(cfg)
+    exps = cfg["experiments"]
+    # 64x64 is the configured patch: only its zero-policy GDL is new; max is the experiment's own policy
+    assert grid.sweep_members(cfg, "kervadec2023") == [
+        "kervadec2023", "kervadec2023_p64x64_gdl_zero", "kervadec2023_p16x16", "kervadec2023_p16x16_gdl_zero"]
+    p16 = exps["kervadec2023_p16x16"]
+    assert p16["recipe"]["patch_size"] == [16, 16] and p16["datasets"] == ["synth_acdc"]
+    assert p16["losses"] == ["dice", "vnet", "gdl", "mime"] and "subpatch" not in p16
+    assert p16["recipe"]["iterations"] == exps["kervadec2023"]["recipe"]["iterations"]
+    zero = exps["kervadec2023_p16x16_gdl_zero"]
+    assert zero["losses"] == ["gdl"] and zero["loss_params"] == {"gdl": {"empty_policy": "zero"}}
+    cell = next(c for c in grid.all_cells(cfg) if c.experiment == "kervadec2023_p16x16_gdl_zero")
+    settings = grid.cell_settings(cfg, cell)
+    assert settings["sweep_of"] == "kervadec2023" and settings["loss_params"] == {"empty_policy": "zero"}
+    assert "sweep_of" not in grid.cell_settings(cfg, next(c for c in grid.all_cells(cfg)
+                                                          if c.experiment == "kervadec2023"))
+    # validating again regenerates the same experiments (the Snakefile and the tests both validate)
+    again = grid.validate_config(copy.deepcopy(cfg))
+    assert again["experiments"] == cfg["experiments"]
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ({"patch_sizes": [[20, 20]]}, r"subpatch.patch_sizes \[20, 20\]: .*divisible by 8"),
+        ({"patch_sizes": [[16, 16, 16]]}, "subpatch.patch_sizes .*2D"),
+        ({"patch_sizes": [[16, 16]], "datasets": ["synth_wmh_rare"]}, "subpatch.datasets names 'synth_wmh_rare'"),
+        ({"patch_sizes": []}, "patch_sizes"),
+        ({"patch_sizes": [[16, 16]], "gdl_empty_policies": ["nan"]}, "nan"),
+    ],
+)
+def test_bad_subpatch_section_names_the_problem(default_config, sweep, message):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["kervadec2023"]["subpatch"] = sweep
+    with pytest.raises(DicebenchError, match=message):
+        grid.validate_config(cfg)
+
+
+def test_gdl_policies_need_gdl_and_generated_names_must_be_free(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["shen2018"]["subpatch"] = {"patch_sizes": [[16, 16, 16]], "gdl_empty_policies": ["zero"]}
+    with pytest.raises(DicebenchError, match="needs 'gdl'"):
+        grid.validate_config(cfg)
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["kervadec2023_p16x16"] = copy.deepcopy(cfg["experiments"]["kervadec2023"])
+    del cfg["experiments"]["kervadec2023_p16x16"]["subpatch"]
+    with pytest.raises(DicebenchError, match="generates 'kervadec2023_p16x16', which is already an experiment"):
+        grid.validate_config(cfg)
 
 
 def test_default_grid_runs_every_loss(default_config):

@@ -200,13 +200,18 @@ def test_latex_rendering_escapes():
 def test_collect_cases_reads_cells(tmp_path):
     cell = tmp_path / "e" / "synth_acdc" / "unet2d" / "dice-none" / "lr0.01" / "seed0"
     cell.mkdir(parents=True)
-    settings = {"dataset": "synth_acdc", "network": "unet2d", "loss": "dice", "weighting": "none", "lr": 0.01,
-                "seed": 0}
+    settings = {"experiment": "e_p16x16", "dataset": "synth_acdc", "network": "unet2d", "loss": "dice",
+                "weighting": "none", "lr": 0.01, "seed": 0, "recipe": {"patch_size": [16, 16]}, "sweep_of": "e"}
     (cell / "cell.json").write_text(json.dumps({"settings": settings}))
     pd.DataFrame({"case": ["c0", "c0"], "class_index": [0, 1], "class": ["background", "RV"], "dsc": [0.9, 0.5],
                   "hd95": [0, 3]}).to_csv(cell / "per_case.csv", index=False)
     out = tables.collect_cases("e", [cell / "metrics.csv"])
     assert list(out["lr"]) == ["0.01", "0.01"] and list(out["loss"]) == ["dice", "dice"]
+    assert list(out["patch"]) == ["16x16"] * 2 and list(out["sweep_of"]) == ["e"] * 2 and set(out["loss_variant"]) == {"dice"}
+    (cell / "cell.json").write_text(json.dumps({"settings": {**settings, "recipe": {}}}))
+    with pytest.raises(tables.DicebenchError, match="cell.json|per-case"):
+        tables.collect_cases("e", [cell / "metrics.csv"])
+    (cell / "cell.json").write_text(json.dumps({"settings": settings}))
     (cell / "per_case.csv").write_text("case,dsc\nc0,1\n")
     with pytest.raises(tables.DicebenchError, match="per_case.csv: missing column"):
         tables.collect_cases("e", [cell / "metrics.csv"])

@@ -133,3 +133,49 @@ def test_lr_sensitivity_table_is_the_mean_over_cases(tmp_path):
     got = table.set_index("lr")["dsc"]
     assert got[0.001] == pytest.approx(100 * (0.2 + 0.1 + 0.075)) and got[0.01] == pytest.approx(100 * 0.775)
     assert table["level"].iloc[0] == "synth_wmh: WMH 0.49 %"  # 15 of 3075 voxels
+
+
+def _sweep_cell(root: Path, exp: str, loss: str, patch: list[int], dsc: float, policy: str | None = None,
+                empty: float = 0.5) -> Path:
+    d = root / exp / "synth_acdc" / "enet2d" / f"{loss}-none" / "lr0.005" / "seed0"
+    d.mkdir(parents=True)
+    settings = {"experiment": exp, "dataset": "synth_acdc", "network": "enet2d", "loss": loss, "weighting": "none",
+                "loss_params": {"empty_policy": policy} if policy else {}, "lr": 0.005, "seed": 0,
+                "recipe": {"patch_size": patch}}
+    (d / "cell.json").write_text(json.dumps({"settings": settings, "empty_patch_share": {
+        "background": 0.0, "RV": empty, "MYO": empty / 2, "LV": empty}}))
+    rows = [{"case": f"c{c}", "class_index": k, "class": name, "dsc": 1.0 if k == 0 else dsc + 0.1 * c * (k == 1),
+             "hd95": 1.0} for c in range(2) for k, name in enumerate(["background", "RV", "MYO", "LV"])]
+    pd.DataFrame(rows).to_csv(d / "per_case.csv", index=False)
+    return d / "per_case.csv"
+
+
+def test_subpatch_sweep_plots_trained_cells_against_patch_size(tmp_path):
+    ds = tmp_path / "synth_acdc"
+    assert main(["synthesize", "--kind", "acdc", "--name", "synth_acdc", "--out", str(ds), "--n-train", "2",
+                 "--n-test", "1", "--seed", "3", "--shape", "4", "32", "32"]) == 0
+    cells = [_sweep_cell(tmp_path, "k", "dice", [32, 32], 0.8, empty=0.0),
+             _sweep_cell(tmp_path, "k", "mime", [32, 32], 0.7, empty=0.0),
+             _sweep_cell(tmp_path, "k", "gdl", [32, 32], 0.6),
+             _sweep_cell(tmp_path, "k_p16x16", "dice", [16, 16], 0.2, empty=0.6),
+             _sweep_cell(tmp_path, "k_p16x16", "mime", [16, 16], 0.6, empty=0.6),
+             _sweep_cell(tmp_path, "k_p16x16_gdl_zero", "gdl", [16, 16], 0.5, policy="zero", empty=0.6)]
+    out, table_csv = [tmp_path / "s.png", tmp_path / "s.pdf"], tmp_path / "s.csv"
+    assert main(["figures", "subpatch", "--experiment", "k", "--dataset", "synth_acdc", "--data-dir", str(ds),
+                 "--patches", "8x8", "16x16", "32x32", "--configured", "32x32", "--per-case", *map(str, cells),
+                 "--table", str(table_csv), "--out", *map(str, out)]) == 0
+    assert out[0].read_bytes()[:4] == b"\x89PNG" and out[1].read_bytes()[:4] == b"%PDF"
+    table = pd.read_csv(table_csv)
+    trained = table.dropna(subset=["variant"]).set_index(["patch", "variant", "class"])
+    # 'all' is the mean over the object classes per case, then over cases: RV gets +0.1 on case 1
+    assert trained.loc[("16x16", "dice", "all"), "dsc"] == pytest.approx(0.2 + 0.05 / 3)
+    assert trained.loc[("16x16", "dice", "RV"), "dsc"] == pytest.approx(0.25)
+    assert trained.loc[("16x16", "gdl (zero)", "LV"), "dsc"] == pytest.approx(0.5)
+    assert trained.loc[("32x32", "gdl (max)", "MYO"), "empty_share_trained"] == pytest.approx(0.25)
+    assert set(trained.index.get_level_values("variant")) == {"dice", "mime", "gdl (max)", "gdl (zero)"}
+    # The label scan covers every patch size asked, trained or not; smaller patches are emptier.
+    scan = table.drop_duplicates(["patch", "class"]).set_index(["patch", "class"])["empty_share_scan"]
+    for cls in ("RV", "MYO", "LV"):
+        assert scan[("8x8", cls)] >= scan[("16x16", cls)] >= scan[("32x32", cls)]
+    assert table.loc[table["patch"] == "8x8", "dsc"].isna().all()
+    assert main(["figures", "subpatch", "--data-dir", str(ds), "--patches", "big", "--out", str(out[0])]) == 1

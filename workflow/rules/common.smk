@@ -15,6 +15,10 @@ FIGURES = config["figures"]
 CELLS = grid.all_cells(config)
 CELL_SET = frozenset(CELLS)
 CELL = f"{RESULTS}/{grid.CELL_PATTERN}"
+# The configured experiments; a `subpatch` sweep adds generated ones (grid.expand_subpatch),
+# which are trained, evaluated and tabulated like any other but feed only the sweep's figure
+# and the claims, not the papers' tables, learning curves or qualitative figures.
+MAIN_EXPERIMENTS = grid.main_experiments(config)
 # Every rule shells out to the package's own command line, `dicebench`.
 
 
@@ -45,8 +49,8 @@ def cells_of(experiment):
 def all_targets():
     targets = []
     for name in config["experiments"]:
-        targets += [f"{RESULTS}/{name}/table.csv", f"{RESULTS}/{name}/table.md",
-                    f"{FIGURES}/{name}_learning_curves.png"]
+        targets += [f"{RESULTS}/{name}/table.csv", f"{RESULTS}/{name}/table.md"]
+    targets += [f"{FIGURES}/{name}_learning_curves.png" for name in MAIN_EXPERIMENTS]
     # The papers' tables beside the published numbers, the claims, and last the paper (report.smk).
     targets += [f"{FIGURES}/tables/{p}.{ext}" for p in PAPERS if experiments_for_paper(p) for ext in ("csv", "md")]
     targets += [f"{FIGURES}/tables/wilcoxon.md", f"{FIGURES}/claims.md", "paper/paper.pdf"]
@@ -99,8 +103,10 @@ def datasets_for_paper(wildcards):
     return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
 
 
-def all_cases():
-    return [f"{RESULTS}/{e}/cases.csv" for e in config["experiments"]]
+def all_cases(sweeps=False):
+    """Every experiment's cases.csv; with `sweeps`, those of the generated sweep experiments too."""
+    names = config["experiments"] if sweeps else MAIN_EXPERIMENTS
+    return [f"{RESULTS}/{e}/cases.csv" for e in names]
 
 
 def paper_tables():
@@ -108,8 +114,8 @@ def paper_tables():
 
 
 def paper_figures():
-    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in config["experiments"]]
-    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in config["experiments"]
+    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in MAIN_EXPERIMENTS]
+    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
              for ds in config["experiments"][e]["datasets"]]
     return figs + gradient_maps() + subpatch_figures() + sensitivity_figures()
 
@@ -127,21 +133,30 @@ def gradient_cell(w):
 
 
 def gradient_maps():
-    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
-            if "dice" in exp["losses"] for ds in exp["datasets"]]
+    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
+            if "dice" in config["experiments"][e]["losses"] for ds in config["experiments"][e]["datasets"]]
 
 
 def subpatch_sizes(w):
-    """The experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4): no training, the
-    share of empty patches is read from the training labels."""
-    patch = config["experiments"][w.experiment]["recipe"]["patch_size"]
+    """Patch sizes whose empty share is read from the training labels (no training): the
+    experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4) and the sweep's sizes."""
+    exp = config["experiments"][w.experiment]
+    patch = exp["recipe"]["patch_size"]
     sizes = [[max(4, int(p * f)) for p in patch] for f in (0.25, 0.5, 1, 2)]
-    return " ".join("x".join(map(str, s)) for s in sizes)
+    sizes += [list(p) for p in exp.get("subpatch", {}).get("patch_sizes", [])]
+    return " ".join(dict.fromkeys(grid.patch_label(s) for s in sizes))
+
+
+def subpatch_cells(w, name="per_case.csv"):
+    """The trained points of the sweep on this dataset: the experiment's cells and those of the
+    experiments its `subpatch` section generated."""
+    members = set(grid.sweep_members(config, w.experiment))
+    return [f"{RESULTS}/{c.path}/{name}" for c in CELLS if c.experiment in members and c.dataset == w.dataset]
 
 
 def subpatch_figures():
-    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e, exp in config["experiments"].items()
-            if {"gdl", "mime"} & set(exp["losses"]) for ds in exp["datasets"]]
+    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
+            if {"gdl", "mime"} & set(config["experiments"][e]["losses"]) for ds in config["experiments"][e]["datasets"]]
 
 
 def sensitivity_figures():

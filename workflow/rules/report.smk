@@ -82,7 +82,7 @@ rule wilcoxon:
 
 rule claims:
     input:
-        cases=all_cases(),
+        cases=all_cases(sweeps=True),
     output:
         md=report(f"{FIGURES}/claims.md", caption="../report/claims.rst", category="Claims"),
         csv=f"{FIGURES}/claims.csv",
@@ -171,7 +171,8 @@ rule gradient_map:
 rule subpatch:
     input:
         data=preprocessed_of,
-        cases=f"{RESULTS}/{{experiment}}/cases.csv",
+        per_case=subpatch_cells,
+        cells=lambda w: subpatch_cells(w, "cell.json"),
     output:
         png=report(f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.png", caption="../report/subpatch.rst",
                    category="Figures"),
@@ -191,7 +192,7 @@ rule subpatch:
         f"{RESULTS}/benchmarks/subpatch/{{experiment}}_{{dataset}}.tsv"
     shell:
         "dicebench figures subpatch --experiment {wildcards.experiment} --dataset {wildcards.dataset} "
-        "--data-dir {input.data} --cases {input.cases} --patches {params.patches} "
+        "--data-dir {input.data} --per-case {input.per_case} --patches {params.patches} "
         "--configured {params.configured} --table {output.csv} --out {output.png} {output.pdf} > {log} 2>&1"
 
 

@@ -40,7 +40,14 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduce
 
 @dataclass(frozen=True)
 class Group:
-    """A set of cells and a class: experiment, dataset kind (acdc/wmh/abdomen/prostate), filters."""
+    """A set of cells and a class: experiment, dataset kind (acdc/wmh/abdomen/prostate), filters.
+
+    Without a `patch` filter the group is the experiment's own cells (its configured patch).
+    With `patch` it spans the experiment's sub-patching sweep (the experiments its `subpatch`
+    section generated, cases.csv column `sweep_of`): `patch: smallest` picks, per dataset, the
+    smallest training patch the sweep trained, `patch: configured` the experiment's own cells.
+    Filter a sweep by `loss_variant` ("mime", "gdl (zero)"): GDL cells differ by policy only.
+    """
 
     experiment: str
     kind: str
@@ -49,7 +56,8 @@ class Group:
 
     def label(self) -> str:
         skip = {"loss": "weighted_dice"}
-        sel = " ".join(f"lr {v}" if k == "lr" else str(v) for k, v in self.where.items() if skip.get(k) != v)
+        words = {"lr": "lr {}", "patch": "{} patch"}
+        sel = " ".join(words.get(k, "{}").format(v) for k, v in self.where.items() if skip.get(k) != v)
         return f"{sel} {self.cls}"
 
 
@@ -86,6 +94,16 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("K4", "kervadec2023", "Mime handles empty patches gracefully: better than the Dice loss on the "
           "often-absent class", "Sec. 4 and Table 1: other pathologies Mime 63.0 vs DSC 0.5", "greater",
           (_k("wmh", "other_pathology", loss="mime"), _k("wmh", "other_pathology", loss="dice"))),
+    Claim("K5", "kervadec2023", "Mime can be sub-patched: at the smallest trained patch, where most patches "
+          "lack a structure, Mime beats the Dice loss", "Sec. 2 and Conclusion: all Dice variants 'struggle when "
+          "a patch is empty'; Mime 'can easily be sub-patched'", "greater",
+          (_k("acdc", "all", loss_variant="mime", patch="smallest"),
+           _k("acdc", "all", loss_variant="dice", patch="smallest"))),
+    Claim("K6", "kervadec2023", "Sub-patching hurts the Dice loss: lower DSC at the smallest trained patch than at "
+          "the configured one", "Sec. 2: smaller patches make empty foregrounds, hence divisions by zero and "
+          "instabilities", "greater",
+          (_k("acdc", "all", loss_variant="dice", patch="configured"),
+           _k("acdc", "all", loss_variant="dice", patch="smallest"))),
     Claim("S1", "shen2018", "Square weighting at lr 0.001 is worst (below uniform)",
           "Table 1: AVG W_q 44.0 vs W_u 88.3 at lr 0.001", "greater",
           (_s("AVG", "uniform", "0.001"), _s("AVG", "square", "0.001"))),
@@ -111,15 +129,37 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def _patch_voxels(label: str) -> int:
+    return int(np.prod([int(v) for v in str(label).split("x")]))
+
+
 def group_values(cases: pd.DataFrame, g: Group) -> dict[str, pd.Series]:
     """Per-case DSC (%) of the group, one series per dataset of that kind (real and synthetic
     versions of one anatomy are reported separately)."""
-    sub = cases[cases["experiment"] == g.experiment] if len(cases) else cases
+    where = dict(g.where)
+    patch = where.pop("patch", None)
+    if not len(cases) or any(k not in cases.columns for k in where):
+        return {}
+    if patch in (None, "configured") or "sweep_of" not in cases.columns:
+        sub = cases[cases["experiment"] == g.experiment]
+    else:
+        sub = cases[cases["sweep_of"] == g.experiment]
     out = {}
-    for ds in dict.fromkeys(sub["dataset"]) if len(sub) else []:
+    for ds in dict.fromkeys(sub["dataset"]):
         if dataset_kind(sub, ds) != g.kind:
             continue
-        v = case_values(sub, g.cls, "dsc", dataset=ds, **g.where)
+        rows = sub[sub["dataset"] == ds]
+        if patch == "smallest":
+            match = rows
+            for k, v in where.items():
+                match = match[match[k].astype(str) == str(v)] if k in match.columns else match.iloc[:0]
+            sizes = sorted(set(match["patch"].astype(str)), key=_patch_voxels)
+            # A sweep needs a patch smaller than the configured one; else the claim was not run.
+            configured = set(rows.loc[rows["experiment"] == g.experiment, "patch"].astype(str))
+            if not sizes or sizes[0] in configured:
+                continue
+            rows = rows[rows["patch"].astype(str) == sizes[0]]
+        v = case_values(rows, g.cls, "dsc", dataset=ds, **where)
         if not v.empty:
             out[ds] = 100 * v
     return out

@@ -257,13 +257,44 @@ def empty_patch_share(labels: list[np.ndarray], patch: tuple[int, ...], n_classe
     return empty / count if count else np.full(n_classes, np.nan)
 
 
-def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], cases_csv: Path | None, outs: list[Path],
-                   title: str = "", configured: tuple[int, ...] | None = None,
-                   dataset: str | None = None) -> pd.DataFrame:
+def subpatch_points(per_case_paths: list[Path]) -> pd.DataFrame:
+    """One row per trained cell and object class (and `all`, their mean per case): the cell's
+    training patch, its line (`tables.loss_variant`), mean test DSC, and the share of its training
+    patches that lacked the class (recorded by the trainer in cell.json)."""
+    from dicebench.reporting.tables import loss_variant, read_cell
+
+    rows = []
+    for path in per_case_paths:
+        cases, cell = read_cell(Path(path), "per-case metrics")
+        settings = cell["settings"]
+        objects = cases[cases["class_index"] > 0]
+        if objects.empty:
+            continue
+        patch = tuple(int(p) for p in settings["recipe"]["patch_size"])
+        shares = cell.get("empty_patch_share") or {}
+        per_class = objects.groupby("class", sort=False)["dsc"]
+        means = {**per_class.mean().to_dict(), "all": objects.groupby("case")["dsc"].mean().mean()}
+        for cls, dsc in means.items():
+            share = (np.mean([shares[c] for c in per_class.groups if shares.get(c) is not None])
+                     if cls == "all" and shares else shares.get(cls))
+            rows.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
+                         "variant": loss_variant(settings), "seed": settings.get("seed", 0), "class": cls,
+                         "dsc": float(dsc), "n_cases": int(objects["case"].nunique()),
+                         "empty_share_trained": np.nan if share is None else float(share)})
+    return pd.DataFrame(rows, columns=["patch", "voxels", "variant", "seed", "class", "dsc", "n_cases",
+                                       "empty_share_trained"])
+
+
+def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], per_case_paths: list[Path], outs: list[Path],
+                   title: str = "", configured: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Kervadec & de Bruijne 2023 Sec. 2: smaller patches -> more patches without a class -> the
-    Dice variants divide by zero. Left: share of empty training patches per class against patch
-    size. Right: each loss's test DSC per class at the configured patch size (the cells the
-    workflow trained), beside that patch size's empty share."""
+    Dice variants divide by zero, while Mime is said to be unaffected.
+
+    Left: the share of training patches without each class against patch size, read from the
+    training labels (lines, half-overlapping windows) and as the trained cells actually drew
+    them (markers). Right: each loss's test DSC over the object classes against the training
+    patch size of the cells the workflow trained (GDL once per empty-class policy). The table
+    has one row per (patch, class, line): DSC averaged over seeds, both empty shares."""
     import SimpleITK as sitk
 
     from dicebench.io import read_image
@@ -276,36 +307,59 @@ def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], cases_csv: Pa
     names = {int(v): k for k, v in meta.get("labels", {}).items()}
     labels = [sitk.GetArrayFromImage(read_image(f)) for f in files]
     n_classes = max(int(max(lab.max() for lab in labels)) + 1, len(names))
-    rows = []
+    scan = []
     for patch in patches:
         share = empty_patch_share(labels, tuple(patch), n_classes)
         for k in range(1, n_classes):
-            rows.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
-                         "class": names.get(k, str(k)), "empty_share": share[k]})
-    table = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for cls, g in table.groupby("class", sort=False):
-        axes[0].plot(g["voxels"], g["empty_share"], marker="o", label=cls)
-    axes[0].set_xscale("log")
+            scan.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
+                         "class": names.get(k, str(k)), "empty_share_scan": share[k]})
+    scan = pd.DataFrame(scan)
+    points = subpatch_points(per_case_paths)
+    trained = (points.groupby(["patch", "voxels", "variant", "class"], sort=False)
+               .agg(dsc=("dsc", "mean"), dsc_sd=("dsc", "std"), seeds=("seed", "nunique"),
+                    n_cases=("n_cases", "sum"), empty_share_trained=("empty_share_trained", "mean"))
+               .reset_index())
+    table = scan.merge(trained, on=["patch", "voxels", "class"], how="outer")
+    table = table.sort_values(["voxels", "variant", "class"], na_position="first", kind="stable")
+    table = table[["patch", "voxels", "class", "variant", "empty_share_scan", "empty_share_trained", "dsc",
+                   "dsc_sd", "seeds", "n_cases"]].reset_index(drop=True)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    colours = {}
+    for cls, g in scan.groupby("class", sort=False):
+        line, = axes[0].plot(g["voxels"], g["empty_share_scan"], marker=".", label=f"{cls} (labels)")
+        colours[cls] = line.get_color()
+    drawn = points[points["class"] != "all"].groupby(["voxels", "class"], sort=False)["empty_share_trained"].mean()
+    for (vox, cls), share in drawn.dropna().items():
+        axes[0].plot([vox], [share], marker="x", ms=8, ls="none", color=colours.get(cls, "k"))
+    if not drawn.dropna().empty:
+        axes[0].plot([], [], marker="x", ls="none", color="k", label="drawn in training")
+    axes[0].set_xscale("log", base=2)
     axes[0].set_xlabel("patch size (voxels)")
     axes[0].set_ylabel("share of patches without the class")
-    axes[0].set_ylim(0, 1.02)
+    axes[0].set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=7)
-    if configured is not None:
-        axes[0].axvline(int(np.prod(configured)), color="grey", ls="--", lw=1)
-    if cases_csv is not None and Path(cases_csv).exists():
-        cases = pd.read_csv(cases_csv)
-        cases = cases[(cases["class_index"] > 0) & ((cases["dataset"] == dataset) if dataset else True)]
-        dsc = cases.groupby(["loss", "class"])["dsc"].mean().unstack("class")
-        x = np.arange(len(dsc.index))
-        width = 0.8 / max(1, len(dsc.columns))
-        for i, cls in enumerate(dsc.columns):
-            axes[1].bar(x + i * width, 100 * dsc[cls], width, label=cls)
-        axes[1].set_xticks(x + 0.4 - width / 2, dsc.index, fontsize=7, rotation=30)
-        axes[1].set_ylabel("test DSC (%) at the configured patch")
+    overall = trained[trained["class"] == "all"]
+    if overall.empty:
+        axes[1].text(0.5, 0.5, "no trained cells", ha="center", transform=axes[1].transAxes)
+    for variant, g in overall.groupby("variant", sort=False):
+        g = g.sort_values("voxels")
+        style = "--" if variant.startswith("gdl (") and variant != "gdl (max)" else "-"
+        axes[1].errorbar(g["voxels"], 100 * g["dsc"], yerr=100 * g["dsc_sd"].fillna(0), marker="o", ls=style,
+                         capsize=2, label=variant)
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xlabel("training patch size (voxels)")
+    axes[1].set_ylabel("test DSC (%), object classes")
+    axes[1].set_ylim(0, 100)
+    if not overall.empty:
         axes[1].legend(fontsize=7)
-    else:
-        axes[1].text(0.5, 0.5, "no cells", ha="center")
+    for ax in axes:
+        if configured is not None:
+            ax.axvline(int(np.prod(configured)), color="grey", ls=":", lw=1)
+        ticks = sorted(set(scan["voxels"]) | set(overall["voxels"]))
+        ax.set_xticks(ticks, [table.loc[table["voxels"] == v, "patch"].iloc[0] for v in ticks], fontsize=7,
+                      rotation=30)
+        ax.minorticks_off()
     fig.suptitle(title or "Sub-patching and empty patches", fontsize=9)
     fig.tight_layout()
     save(fig, outs)
@@ -354,9 +408,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                        "lr-sensitivity"])
     p.add_argument("--patches", nargs="+", default=[], help="subpatch: patch sizes as 64x64 or 32x32x32")
     p.add_argument("--configured", default=None, help="subpatch: the experiment's patch size (64x64)")
-    p.add_argument("--cases", type=Path, default=None, help="subpatch: the experiment's cases.csv")
-    p.add_argument("--table", type=Path, default=None, help="subpatch: also write the empty shares (CSV)")
-    p.add_argument("--dataset", default=None, help="subpatch: only this dataset's cells")
+    p.add_argument("--cases", type=Path, default=None, help="lr-sensitivity: the experiment's cases.csv")
+    p.add_argument("--per-case", nargs="*", type=Path, default=[],
+                   help="subpatch: the trained cells' per_case.csv (cell.json beside each)")
+    p.add_argument("--table", type=Path, default=None, help="subpatch, lr-sensitivity: also write the table (CSV)")
+    p.add_argument("--dataset", default=None, help="subpatch: the dataset (for the title)")
     p.add_argument("--model", type=Path, default=None, help="gradient-map: a dice cell's model.pt")
     p.add_argument("--data-dir", type=Path, default=None, help="gradient-map: the preprocessed data folder")
     p.add_argument("--experiment", default="")
@@ -386,11 +442,15 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "subpatch":
         if args.data_dir is None or not args.patches:
             raise DicebenchError("figures subpatch: give --data-dir and --patches")
-        parse = lambda t: tuple(int(v) for v in t.split("x"))  # noqa: E731
-        table = subpatch_sweep(args.data_dir, [parse(t) for t in args.patches], args.cases, args.out,
-                               title=f"{args.experiment}: sub-patching and empty patches",
-                               configured=parse(args.configured) if args.configured else None,
-                               dataset=args.dataset)
+        def parse(text: str) -> tuple[int, ...]:
+            try:
+                return tuple(int(v) for v in text.split("x"))
+            except ValueError:
+                raise DicebenchError(f"figures subpatch: '{text}' is not a patch size like 64x64") from None
+
+        title = f"{args.experiment}{f' on {args.dataset}' if args.dataset else ''}: sub-patching and empty patches"
+        table = subpatch_sweep(args.data_dir, [parse(t) for t in args.patches], args.per_case, args.out,
+                               title=title, configured=parse(args.configured) if args.configured else None)
         if args.table:
             with atomic_path(args.table) as tmp:
                 table.to_csv(tmp, index=False)

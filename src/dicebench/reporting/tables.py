@@ -19,14 +19,37 @@ from dicebench.io import atomic_path, write_text
 CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
 
 
-def _cell_table(csv_path: Path, what: str) -> pd.DataFrame:
-    """One of a cell's CSV files, with the cell's keys (from its cell.json) as columns."""
+def read_cell(csv_path: Path, what: str) -> tuple[pd.DataFrame, dict]:
+    """One of a cell's CSV files and the cell's `cell.json` beside it."""
+    csv_path = Path(csv_path)
     try:
-        settings = json.loads((csv_path.parent / "cell.json").read_text())["settings"]
+        cell = json.loads((csv_path.parent / "cell.json").read_text())
+        cell["settings"]["recipe"]["patch_size"]
         df = pd.read_csv(csv_path)
-    except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DicebenchError(f"{csv_path}: cannot read the cell's {what} ({exc})") from None
-    return df.assign(**{k: settings[k] for k in CELL_KEYS})
+    except (OSError, KeyError, TypeError, json.JSONDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise DicebenchError(f"{csv_path}: cannot read the cell's {what} ({type(exc).__name__}: {exc})") from None
+    return df, cell
+
+
+def loss_variant(settings: dict) -> str:
+    """The loss as the sub-patching sweep tells its lines apart: GDL with its empty-class policy
+    ("gdl (zero)"), a class weighting after a dash, any other loss by its name."""
+    if settings["loss"] == "gdl":
+        return f"gdl ({(settings.get('loss_params') or {}).get('empty_policy', 'max')})"
+    weighting = settings.get("weighting", "none")
+    return settings["loss"] if weighting == "none" else f"{settings['loss']}-{weighting}"
+
+
+def _cell_table(csv_path: Path, what: str) -> pd.DataFrame:
+    """One of a cell's CSV files, with the cell's keys (from its cell.json) as columns, its
+    training patch, its loss variant, and the experiment a sub-patching sweep varied (else its own)."""
+    df, cell = read_cell(csv_path, what)
+    settings = cell["settings"]
+    return df.assign(**{k: settings[k] for k in CELL_KEYS},
+                     patch="x".join(str(int(p)) for p in settings["recipe"]["patch_size"]),
+                     loss_variant=loss_variant(settings),
+                     sweep_of=settings.get("sweep_of", settings.get("experiment", "")))
 
 
 def collect(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
