@@ -102,6 +102,7 @@ def test_default_grid_runs_every_loss(default_config):
         (lambda c: c["experiments"]["liu2018"].update(preprocessing="nope"), "preprocessing"),
         (lambda c: c["experiments"]["liu2018"].update(weightings=["square"]), "no cell"),
         (lambda c: c["experiments"]["liu2018"]["recipe"].update(patch_size=[32, 32]), "3D"),
+        (lambda c: c["experiments"]["sudre2017"]["recipe"].update(patch_size=[16, 16]), "one value per channel"),
         (lambda c: c["datasets"]["synth_acdc"].update(n_train=1), "n_train"),
     ],
 )
@@ -153,3 +154,12 @@ def test_real_dataset_goes_through_download_and_convert(default_config, repo_roo
     assert proc.returncode == 0, proc.stderr[-2000:]
     jobs = proc.stdout
     assert "rule download:" in jobs and "rule convert:" in jobs and "rule synthesize:" not in jobs
+
+
+def test_subpatch_too_small_for_the_normalisation_is_refused_before_training(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["sudre2017"]["subpatch"] = {"patch_sizes": [[16, 16]]}  # unet2d, instance norm: 1x1
+    with pytest.raises(DicebenchError, match=r"sudre2017.subpatch.patch_sizes \[16, 16\]: .*one value per channel"):
+        grid.validate_config(cfg)
+    cfg["experiments"]["sudre2017"]["subpatch"] = {"patch_sizes": [[16, 32]]}
+    assert "sudre2017_p16x32" in grid.validate_config(cfg)["experiments"]

@@ -35,8 +35,9 @@ CONFIG = {
         "kervadec2023": {"datasets": ["synth_acdc"], "preprocessing": "mri", "networks": ["unet2d"],
                          "network_params": {"unet2d": {"width": 4}}, "losses": ["dice", "mime"],
                          "lrs": [0.01], "seeds": [0],
-                         "recipe": {"optimizer": "adam", "iterations": 2, "batch_size": 2, "patch_size": [16, 16],
-                                    "val_interval": 2}},
+                         "recipe": {"optimizer": "adam", "iterations": 2, "batch_size": 2, "patch_size": [32, 32],
+                                    "val_interval": 2},
+                         "subpatch": {"patch_sizes": [[16, 32]]}},
         "shen2018": {"datasets": ["synth_abdomen"], "preprocessing": "ct", "networks": ["unet3d"],
                      "network_params": {"unet3d": {"width": 2, "depth": 2}}, "losses": ["weighted_dice"],
                      "weightings": ["uniform", "square"], "lrs": [0.001], "seeds": [0],
@@ -113,6 +114,24 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
     }
     assert planned == expected
     assert not any("dice-none" in p or "shen2018" in p or "learning_curves" in p for p in planned)
+
+
+def test_touching_one_sweep_cell_reruns_its_figure_and_the_claims_only(built):
+    sweep = "results/kervadec2023_p16x32/synth_acdc/unet2d/dice-none/lr0.01/seed0"
+    model = built / sweep / "model.pt"
+    _touch(model, T0 + 100)
+    try:
+        planned = _planned_outputs(built)
+    finally:
+        _touch(model, T0)
+    assert planned == {
+        f"{sweep}/predictions", f"{sweep}/metrics.csv", f"{sweep}/per_case.csv",
+        "results/kervadec2023_p16x32/table.csv", "results/kervadec2023_p16x32/table.md",
+        "results/kervadec2023_p16x32/cases.csv",
+        "figures/subpatch/kervadec2023/synth_acdc.png", "figures/subpatch/kervadec2023/synth_acdc.pdf",
+        "figures/subpatch/kervadec2023/synth_acdc.csv",
+        "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
+    }
 
 
 def test_touching_one_dataset_reruns_only_its_experiment(built):

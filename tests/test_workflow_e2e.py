@@ -33,7 +33,8 @@ TINY = {
                    "network_params": {"unet2d": {"width": 4}}, "losses": ["dice", "mime"],
                    "lrs": [0.01], "seeds": [0],
                    "recipe": {"optimizer": "adam", "iterations": 4, "batch_size": 2, "patch_size": [32, 32],
-                              "val_interval": 2}},
+                              "val_interval": 2},
+                   "subpatch": {"patch_sizes": [[16, 32]]}},
         "tiny3d": {"datasets": ["synth_abdomen"], "preprocessing": "ct", "networks": ["unet3d"],
                    "network_params": {"unet3d": {"width": 2, "depth": 2}}, "losses": ["weighted_dice"],
                    "weightings": ["square"], "lrs": [0.001], "seeds": [0],
@@ -64,7 +65,7 @@ def tiny_run(tmp_path_factory, repo_root):
 
 def test_every_cell_has_a_finite_dsc(tiny_run):
     cells = sorted((tiny_run / "results").glob("tiny*/*/*/*/lr*/seed*"))
-    assert len(cells) == 3
+    assert len(cells) == 5  # tiny2d's dice and mime again at 16x32 (its subpatch section)
     for cell in cells:
         metrics = pd.read_csv(cell / "metrics.csv")
         assert metrics["dsc_mean"].notna().all() and (metrics["dsc_mean"].between(0, 1)).all(), cell
@@ -101,3 +102,21 @@ def test_rerun_has_nothing_to_do(tiny_run, repo_root):
     proc = _snakemake(tiny_run, repo_root, "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_subpatch_sweep_trains_and_plots_each_patch(tiny_run):
+    table = pd.read_csv(tiny_run / "figures" / "subpatch" / "tiny2d" / "synth_acdc.csv")
+    trained = table.dropna(subset=["variant"])
+    assert set(zip(trained["patch"], trained["variant"])) == {(p, v) for p in ("16x32", "32x32")
+                                                              for v in ("dice", "mime")}
+    assert trained["dsc"].between(0, 1).all() and trained["empty_share_trained"].between(0, 1).all()
+    sweep = json.loads(next((tiny_run / "results" / "tiny2d_p16x32").rglob("cell.json")).read_text())
+    assert sweep["settings"]["recipe"]["patch_size"] == [16, 32] and sweep["settings"]["sweep_of"] == "tiny2d"
+    assert sweep["training_patches"] == 4 * 2
+    for name in ("png", "pdf"):
+        assert (tiny_run / "figures" / "subpatch" / "tiny2d" / f"synth_acdc.{name}").stat().st_size > 1000
+    # the generated experiment has its table, but no learning curves or paper figures of its own
+    assert (tiny_run / "results" / "tiny2d_p16x32" / "table.md").exists()
+    assert not (tiny_run / "figures" / "tiny2d_p16x32_learning_curves.png").exists()
+    cases = pd.read_csv(tiny_run / "results" / "tiny2d_p16x32" / "cases.csv")
+    assert set(cases["patch"]) == {"16x32"} and set(cases["sweep_of"]) == {"tiny2d"}

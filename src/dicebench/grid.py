@@ -179,7 +179,7 @@ def sweep_members(config: dict, name: str) -> list[str]:
 
 def _check_patch(name: str, exp: dict) -> None:
     """The patch must have the networks' dimension and be divisible by their down-sampling."""
-    from dicebench.networks import network_dims, network_divisor
+    from dicebench.networks import check_patch, network_dims, network_divisor
 
     patch = exp["recipe"]["patch_size"]
     for net in exp["networks"]:
@@ -194,6 +194,10 @@ def _check_patch(name: str, exp: dict) -> None:
         if any(p % divisor for p in patch):
             raise DicebenchError(f"invalid config: experiments.{name}: recipe.patch_size {patch} must be "
                                  f"divisible by {divisor} for network {net}")
+        try:
+            check_patch(net, patch, exp["recipe"]["batch_size"], **params)
+        except DicebenchError as exc:
+            raise DicebenchError(f"invalid config: experiments.{name}: recipe.patch_size {patch}: {exc}") from None
 
 
 def _schema_message(exc: Exception) -> str:

@@ -161,3 +161,14 @@ def network_divisor(name: str, **params: Any) -> int:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (what the papers report)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def check_patch(name: str, patch: list[int] | tuple[int, ...], batch_size: int, **params: Any) -> None:
+    """Whether training batches of `batch_size` patches go through network `name` (dimension,
+    divisibility, a bottleneck the normalisation can normalise): checked when the config is
+    validated, before any job runs."""
+    from dicebench.networks._blocks import check_shape
+
+    spec, resolved = _resolve(name, params)
+    check_shape(name, (int(batch_size), 1, *map(int, patch)), int(spec.dims(resolved)),
+                int(spec.divisor(resolved)), resolved["norm"], training=True)
