@@ -14,9 +14,9 @@ import torch
 
 from dicebench.errors import DicebenchError
 from dicebench.networks import get_network
-from dicebench.training.sampling import (BatchLoader, Case, iteration_rng, load_case, list_cases, sample_batch,
-                                         split_cases)
-from dicebench.training.trainer import absent_classes, hard_dice_objects, make_scheduler, train_cell
+from dicebench.training.sampling import (BatchLoader, Case, absent_classes, iteration_rng, load_case, list_cases,
+                                         sample_batch, split_cases)
+from dicebench.training.trainer import hard_dice_objects, make_scheduler, train_cell
 
 SETTINGS = {
     "network": "enet2d", "network_params": {"width": 4}, "loss": "dice", "weighting": "none", "loss_params": {},
@@ -194,7 +194,7 @@ def test_absent_classes_counts_patches_without_each_class():
     labels[1, :2] = 2
     labels[2, 1, 1], labels[2, 2, 2] = 1, 2
     # class 0 is in every patch; class 1 is missing from patch 1; class 2 from patch 0; class 3 from all
-    assert absent_classes(torch.from_numpy(labels), 4).tolist() == [0, 1, 1, 3]
+    assert absent_classes(labels, 4).tolist() == [0, 1, 1, 3]
 
 
 def test_cell_json_records_the_empty_patch_share_of_the_batches_drawn(two_runs, tiny_acdc):

@@ -133,7 +133,6 @@ def subpatch_experiments(name: str, exp: dict) -> dict[str, dict]:
             variant["losses"] = ["gdl"]
             variant["loss_params"] = {"gdl": {**variant.get("loss_params", {}).get("gdl", {}),
                                               "empty_policy": policy}}
-            variant["network_params"] = variant.get("network_params", {})
             out[f"{label}_gdl_{policy}"] = {**variant, SWEEP_KEY: name}
     return out
 

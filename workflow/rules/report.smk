@@ -180,7 +180,7 @@ rule subpatch:
         csv=f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.csv",
     params:
         patches=subpatch_sizes,
-        configured=lambda w: "x".join(map(str, config["experiments"][w.experiment]["recipe"]["patch_size"])),
+        configured=lambda w: grid.patch_label(config["experiments"][w.experiment]["recipe"]["patch_size"]),
     threads: threads_for("subpatch")
     resources:
         **resources_for("subpatch"),

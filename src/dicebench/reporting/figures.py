@@ -261,6 +261,7 @@ def subpatch_points(per_case_paths: list[Path]) -> pd.DataFrame:
     """One row per trained cell and object class (and `all`, their mean per case): the cell's
     training patch, its line (`tables.loss_variant`), mean test DSC, and the share of its training
     patches that lacked the class (recorded by the trainer in cell.json)."""
+    from dicebench.grid import patch_label
     from dicebench.reporting.tables import loss_variant, read_cell
 
     rows = []
@@ -270,14 +271,14 @@ def subpatch_points(per_case_paths: list[Path]) -> pd.DataFrame:
         objects = cases[cases["class_index"] > 0]
         if objects.empty:
             continue
-        patch = tuple(int(p) for p in settings["recipe"]["patch_size"])
+        patch = settings["recipe"]["patch_size"]
         shares = cell.get("empty_patch_share") or {}
         per_class = objects.groupby("class", sort=False)["dsc"]
         means = {**per_class.mean().to_dict(), "all": objects.groupby("case")["dsc"].mean().mean()}
         for cls, dsc in means.items():
             share = (np.mean([shares[c] for c in per_class.groups if shares.get(c) is not None])
                      if cls == "all" and shares else shares.get(cls))
-            rows.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
+            rows.append({"patch": patch_label(patch), "voxels": int(np.prod(patch)),
                          "variant": loss_variant(settings), "seed": settings.get("seed", 0), "class": cls,
                          "dsc": float(dsc), "n_cases": int(objects["case"].nunique()),
                          "empty_share_trained": np.nan if share is None else float(share)})
@@ -297,6 +298,7 @@ def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], per_case_path
     has one row per (patch, class, line): DSC averaged over seeds, both empty shares."""
     import SimpleITK as sitk
 
+    from dicebench.grid import patch_label
     from dicebench.io import read_image
 
     data_dir = Path(data_dir)
@@ -311,7 +313,7 @@ def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], per_case_path
     for patch in patches:
         share = empty_patch_share(labels, tuple(patch), n_classes)
         for k in range(1, n_classes):
-            scan.append({"patch": "x".join(map(str, patch)), "voxels": int(np.prod(patch)),
+            scan.append({"patch": patch_label(patch), "voxels": int(np.prod(patch)),
                          "class": names.get(k, str(k)), "empty_share_scan": share[k]})
     scan = pd.DataFrame(scan)
     points = subpatch_points(per_case_paths)

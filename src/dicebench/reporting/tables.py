@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dicebench.errors import DicebenchError
+from dicebench.grid import patch_label
 from dicebench.io import atomic_path, write_text
 
 CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
@@ -47,7 +48,7 @@ def _cell_table(csv_path: Path, what: str) -> pd.DataFrame:
     df, cell = read_cell(csv_path, what)
     settings = cell["settings"]
     return df.assign(**{k: settings[k] for k in CELL_KEYS},
-                     patch="x".join(str(int(p)) for p in settings["recipe"]["patch_size"]),
+                     patch=patch_label(settings["recipe"]["patch_size"]),
                      loss_variant=loss_variant(settings),
                      sweep_of=settings.get("sweep_of", settings.get("experiment", "")))
 

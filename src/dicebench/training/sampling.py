@@ -157,6 +157,14 @@ def augment_patch(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
 
+def absent_classes(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """For a batch of label patches (B, *patch), how many patches lack each class (C,)."""
+    flat = np.asarray(labels).reshape(len(labels), -1)
+    offsets = np.arange(len(flat))[:, None] * num_classes
+    counts = np.bincount((flat + offsets).ravel(), minlength=len(flat) * num_classes)
+    return (counts.reshape(len(flat), num_classes) == 0).sum(0)
+
+
 def iteration_rng(seed: int, iteration: int) -> np.random.Generator:
     """The generator of one iteration's batch: a pure function of (seed, iteration)."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(iteration)]))
@@ -182,21 +190,23 @@ class BatchLoader:
     page-locked memory so that the copy to the GPU can overlap computation.
     """
 
-    def __init__(self, make_batch: Callable[[int], tuple[np.ndarray, np.ndarray]], start: int, stop: int,
+    def __init__(self, make_batch: Callable[[int], tuple], start: int, stop: int,
                  workers: int = 0, prefetch: int = 2, pin: bool = False):
         self.make_batch, self.start, self.stop = make_batch, int(start), int(stop)
         self.workers, self.depth, self.pin = int(workers), max(1, int(workers) * int(prefetch)), pin
 
     def _tensors(self, it: int):
+        """make_batch(it) -> (x, y, *extra): x and y become tensors, extra passes through (the
+        trainer's per-batch bookkeeping, computed here in the worker, off the training thread)."""
         import torch
 
-        x, y = self.make_batch(it)
+        x, y, *extra = self.make_batch(it)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.pin:
             x, y = x.pin_memory(), y.pin_memory()
-        return x, y
+        return (x, y, *extra)
 
-    def __iter__(self) -> Iterator[tuple[int, object, object]]:
+    def __iter__(self) -> Iterator[tuple]:
         if self.workers <= 0:
             for it in range(self.start, self.stop):
                 yield (it, *self._tensors(it))

@@ -46,8 +46,8 @@ import torch
 
 from dicebench.errors import DicebenchError
 from dicebench.io import atomic_path, json_option, write_json, write_text
-from dicebench.training.sampling import (BatchLoader, dataset_info, iteration_rng, list_cases, load_case,
-                                         offline_augment, sample_batch, split_cases)
+from dicebench.training.sampling import (BatchLoader, absent_classes, dataset_info, iteration_rng, list_cases,
+                                         load_case, offline_augment, sample_batch, split_cases)
 
 # No wall time here: log.csv is bit-for-bit the same for the same seed on the CPU (cell.json has it).
 LOG_FIELDS = ["iteration", "train_loss", "val_dice", "lr"]
@@ -304,7 +304,8 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     workers = _loader_workers(recipe, device)
 
     def make_batch(it: int):
-        return sample_batch(train_cases, iteration_rng(seed, it), batch_size, patch, fg, augment)
+        x, y = sample_batch(train_cases, iteration_rng(seed, it), batch_size, patch, fg, augment)
+        return x, y, absent_classes(y, num_classes)
 
     loader = BatchLoader(make_batch, start, iterations, workers=workers, prefetch=2, pin=device.type == "cuda")
     if device.type == "cuda":
@@ -312,9 +313,9 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     bar = Progress(iterations, start)
     stream = iter(loader)
     try:
-        for it, x, y in stream:
+        for it, x, y, absent in stream:
             drawn += len(y)
-            empty += absent_classes(y, num_classes)
+            empty += absent
             loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
                                  _memory_format(dims) if channels_last else None)
             if not math.isfinite(loss):
@@ -387,14 +388,6 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict,
     write_json(out_dir / "cell.json", summary)
     ckpt_path.unlink(missing_ok=True)
     return summary
-
-
-def absent_classes(labels, num_classes: int) -> np.ndarray:
-    """For a batch of label patches (B, *patch), how many patches lack each class (C,)."""
-    flat = torch.as_tensor(labels).reshape(len(labels), -1).long()
-    offsets = torch.arange(len(flat)).unsqueeze(1) * num_classes
-    counts = torch.bincount((flat + offsets).flatten(), minlength=len(flat) * num_classes)
-    return (counts.view(len(flat), num_classes) == 0).sum(0).numpy()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
