@@ -120,3 +120,12 @@ def test_subpatch_sweep_trains_and_plots_each_patch(tiny_run):
     assert not (tiny_run / "figures" / "tiny2d_p16x32_learning_curves.png").exists()
     cases = pd.read_csv(tiny_run / "results" / "tiny2d_p16x32" / "cases.csv")
     assert set(cases["patch"]) == {"16x32"} and set(cases["sweep_of"]) == {"tiny2d"}
+
+
+def test_html_report_has_the_captioned_outputs(tiny_run, repo_root):
+    report = tiny_run / "report.html"
+    proc = _snakemake(tiny_run, repo_root, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for caption in ("Sub-patching in experiment", "claims"):
+        assert caption in html, caption
