@@ -91,17 +91,21 @@ def _touch(p: Path, t: int) -> None:
     os.utime(p, (t, t))
 
 
+def _planned_after_touching(built: Path, path: Path) -> set[str]:
+    """What a dry run plans once `path` is newer than everything else; its time stamp is restored."""
+    _touch(path, T0 + 100)
+    try:
+        return _planned_outputs(built)
+    finally:
+        _touch(path, T0)
+
+
 def test_up_to_date_tree_plans_nothing(built):
     assert _planned_outputs(built) == set()
 
 
 def test_touching_one_cell_reruns_only_its_dependents(built):
-    model = built / MIME / "model.pt"
-    _touch(model, T0 + 100)
-    try:
-        planned = _planned_outputs(built)
-    finally:
-        _touch(model, T0)
+    planned = _planned_after_touching(built, built / MIME / "model.pt")
     expected = {
         f"{MIME}/predictions", f"{MIME}/metrics.csv", f"{MIME}/per_case.csv",
         "results/kervadec2023/table.csv", "results/kervadec2023/table.md", "results/kervadec2023/cases.csv",
@@ -118,13 +122,7 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
 
 def test_touching_one_sweep_cell_reruns_its_figure_and_the_claims_only(built):
     sweep = "results/kervadec2023_p16x32/synth_acdc/unet2d/dice-none/lr0.01/seed0"
-    model = built / sweep / "model.pt"
-    _touch(model, T0 + 100)
-    try:
-        planned = _planned_outputs(built)
-    finally:
-        _touch(model, T0)
-    assert planned == {
+    assert _planned_after_touching(built, built / sweep / "model.pt") == {
         f"{sweep}/predictions", f"{sweep}/metrics.csv", f"{sweep}/per_case.csv",
         "results/kervadec2023_p16x32/table.csv", "results/kervadec2023_p16x32/table.md",
         "results/kervadec2023_p16x32/cases.csv",
@@ -135,12 +133,7 @@ def test_touching_one_sweep_cell_reruns_its_figure_and_the_claims_only(built):
 
 
 def test_touching_one_dataset_reruns_only_its_experiment(built):
-    ds = built / "results/datasets/synth_abdomen"
-    _touch(ds, T0 + 100)
-    try:
-        planned = _planned_outputs(built)
-    finally:
-        _touch(ds, T0)
+    planned = _planned_after_touching(built, built / "results/datasets/synth_abdomen")
     assert "figures/tables/shen2018.csv" in planned and "paper/paper.pdf" in planned
     assert any("weighted_dice-uniform" in p and p.endswith("model.pt") for p in planned)
     assert any("weighted_dice-square" in p and p.endswith("model.pt") for p in planned)
