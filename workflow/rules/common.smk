@@ -1,6 +1,13 @@
 # Config validation, the grid, and helpers shared by every stage.
 import json
+import os
 import sys
+
+# The rules call the package's own command, `dicebench`. Put the bin/ folder of the interpreter
+# running Snakemake (the venv's) first on PATH, so that `.venv/bin/snakemake ...` works as the
+# README writes it, without activating the venv. Jobs inherit it (local, Slurm); a conda env
+# (--software-deployment-method conda) puts its own bin/ in front when it is activated.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 from dicebench.errors import DicebenchError
 from dicebench import grid
