@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from dicebench.io import write_text
-from dicebench.reporting.paper_tables import case_values, dataset_kind, latex_escape, load_cases
+from dicebench.reporting.paper_tables import latex_escape
+from dicebench.reporting.results import case_values, dataset_kind, load_cases
 from dicebench.reporting.stats import bootstrap_ci, bootstrap_diff_ci
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"

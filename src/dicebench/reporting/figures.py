@@ -262,7 +262,7 @@ def subpatch_points(per_case_paths: list[Path]) -> pd.DataFrame:
     training patch, its line (`tables.loss_variant`), mean test DSC, and the share of its training
     patches that lacked the class (recorded by the trainer in cell.json)."""
     from dicebench.grid import patch_label
-    from dicebench.reporting.tables import loss_variant, read_cell
+    from dicebench.reporting.results import loss_variant, read_cell
 
     rows = []
     for path in per_case_paths:
@@ -371,7 +371,7 @@ def subpatch_sweep(data_dir: Path, patches: list[tuple[int, ...]], per_case_path
 def lr_sensitivity(cases_csv: Path, outs: list[Path], title: str = "") -> pd.DataFrame:
     """Sudre et al. 2017: DSC over the object classes against the learning rate, one line per loss,
     one panel per imbalance level (dataset; its rarest present class's voxel share)."""
-    from dicebench.reporting.paper_tables import case_values, imbalance_level, load_cases
+    from dicebench.reporting.results import case_values, imbalance_level, load_cases
 
     cases = load_cases([cases_csv])
     if cases.empty:

@@ -20,7 +20,6 @@ CI over cases (stats.bootstrap_ci). DSC in %, HD95 in mm.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -30,6 +29,8 @@ import yaml
 
 from dicebench.errors import DicebenchError
 from dicebench.io import atomic_path, write_text
+from dicebench.reporting.results import (case_values, dataset_kind, imbalance_level, load_cases,  # noqa: F401
+                                         stands_in_for)
 from dicebench.reporting.stats import bootstrap_ci, paired_wilcoxon
 
 PAPERS = ("liu2018", "kervadec2023", "shen2018", "sudre2017")
@@ -60,75 +61,6 @@ def load_published(path: Path) -> pd.DataFrame:
         if col not in recs:
             recs[col] = None
     return recs
-
-
-def load_cases(paths: list[Path]) -> pd.DataFrame:
-    frames = []
-    for p in paths:
-        try:
-            frames.append(pd.read_csv(p, dtype={"lr": str}))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DicebenchError(f"{p}: cannot read per-case metrics ({exc})") from None
-    if not frames:
-        return pd.DataFrame(columns=["experiment", "dataset", "network", "loss", "weighting", "lr", "seed", "case",
-                                     "class_index", "class", "dsc", "hd95"])
-    cases = pd.concat(frames, ignore_index=True)
-    cases["lr"] = cases["lr"].map(lambda v: f"{float(v):g}")
-    return cases
-
-
-def stands_in_for(dataset_dirs: list[Path]) -> dict[str, str]:
-    """dataset name -> 'synthetic, stands in for X' or 'real' from each dataset.json."""
-    out = {}
-    for d in dataset_dirs:
-        d = Path(d)
-        js = d / "dataset.json" if d.is_dir() else d
-        try:
-            meta = json.loads(js.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DicebenchError(f"{js}: cannot read dataset.json ({exc})") from None
-        name = js.parent.name
-        if meta.get("stands_in_for"):
-            out[name] = f"synthetic stand-in for {meta['stands_in_for']}"
-        else:
-            out[name] = meta.get("name", "real data")
-    return out
-
-
-def dataset_kind(cases: pd.DataFrame, dataset: str) -> str | None:
-    """'acdc' / 'wmh' / 'abdomen' / 'prostate' recognised from the class names, so real and
-    synthetic datasets of the same anatomy map onto the same published columns."""
-    names = set(cases.loc[cases["dataset"] == dataset, "class"])
-    if {"RV", "MYO", "LV"} <= names:
-        return "acdc"
-    if "WMH" in names:
-        return "wmh"
-    if {"liver", "spleen", "pancreas"} <= names:
-        return "abdomen"
-    if "prostate" in names:
-        return "prostate"
-    return None
-
-
-# ---------------------------------------------------------------- numbers
-
-
-def case_values(cases: pd.DataFrame, cls: str, metric: str = "dsc", **sel) -> pd.Series:
-    """Per-case value (seed-mean) for one class; 'all' = mean over object classes (index > 0),
-    'AVG' = mean over every class incl. background (Shen et al.). Indexed by case, sorted."""
-    sub = cases
-    for k, v in sel.items():
-        sub = sub[sub[k].astype(str) == str(v)]
-    sub = sub[sub["class_index"] >= 0] if "class_index" in sub else sub
-    if cls == "all":
-        sub = sub[sub["class_index"] > 0].groupby(["seed", "case"])[metric].mean().reset_index()
-    elif cls == "AVG":
-        sub = sub.groupby(["seed", "case"])[metric].mean().reset_index()
-    else:
-        sub = sub[sub["class"] == cls]
-    if sub.empty:
-        return pd.Series(dtype=float)
-    return sub.groupby("case")[metric].mean().sort_index()
 
 
 def summarize(cases: pd.DataFrame, cls: str, metric: str = "dsc", **sel) -> dict:
@@ -211,22 +143,6 @@ def shen_table(cases: pd.DataFrame, pub: pd.DataFrame, standin: dict[str, str]) 
             value, source = _published(pub, paper="shen2018", row=stat, weighting=w, lr=lr)
             rows.append(_row("shen2018", ds, standin.get(ds, ""), stat, col, "dsc", s, value, source))
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
-
-
-def imbalance_level(cases: pd.DataFrame, dataset: str) -> str:
-    """The rarest object class's share of the test voxels (from gt_voxels), e.g. 'WMH 0.31 %'."""
-    sub = cases[(cases["dataset"] == dataset)]
-    if "gt_voxels" not in sub or sub.empty:
-        return dataset
-    first = sub[(sub["seed"] == sub["seed"].iloc[0]) & (sub["loss"] == sub["loss"].iloc[0])
-                & (sub["lr"] == sub["lr"].iloc[0]) & (sub["class_index"] >= 0)]
-    vox = first.groupby(["class_index", "class"])["gt_voxels"].sum()
-    total = vox.sum()
-    obj = vox[(vox.index.get_level_values(0) > 0) & (vox > 0)]  # the rarest class present
-    if total <= 0 or obj.empty:
-        return dataset
-    (idx, name), n = min(obj.items(), key=lambda kv: kv[1])
-    return f"{dataset}: {name} {100 * n / total:.2g} %"
 
 
 def sudre_table(cases: pd.DataFrame, pub: pd.DataFrame, standin: dict[str, str]) -> pd.DataFrame:

@@ -8,56 +8,19 @@ weighting, lr), one column per class, each entry "DSC / HD95" as mean over seeds
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from dicebench.errors import DicebenchError
-from dicebench.grid import patch_label
 from dicebench.io import atomic_path, write_text
-
-CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
-
-
-def read_cell(csv_path: Path, what: str) -> tuple[pd.DataFrame, dict]:
-    """One of a cell's CSV files and the cell's `cell.json` beside it."""
-    csv_path = Path(csv_path)
-    try:
-        cell = json.loads((csv_path.parent / "cell.json").read_text())
-        cell["settings"]["recipe"]["patch_size"]
-        df = pd.read_csv(csv_path)
-    except (OSError, KeyError, TypeError, json.JSONDecodeError, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as exc:
-        raise DicebenchError(f"{csv_path}: cannot read the cell's {what} ({type(exc).__name__}: {exc})") from None
-    return df, cell
-
-
-def loss_variant(settings: dict) -> str:
-    """The loss as the sub-patching sweep tells its lines apart: GDL with its empty-class policy
-    ("gdl (zero)"), a class weighting after a dash, any other loss by its name."""
-    if settings["loss"] == "gdl":
-        return f"gdl ({(settings.get('loss_params') or {}).get('empty_policy', 'max')})"
-    weighting = settings.get("weighting", "none")
-    return settings["loss"] if weighting == "none" else f"{settings['loss']}-{weighting}"
-
-
-def _cell_table(csv_path: Path, what: str) -> pd.DataFrame:
-    """One of a cell's CSV files, with the cell's keys (from its cell.json) as columns, its
-    training patch, its loss variant, and the experiment a sub-patching sweep varied (else its own)."""
-    df, cell = read_cell(csv_path, what)
-    settings = cell["settings"]
-    return df.assign(**{k: settings[k] for k in CELL_KEYS},
-                     patch=patch_label(settings["recipe"]["patch_size"]),
-                     loss_variant=loss_variant(settings),
-                     sweep_of=settings.get("sweep_of", settings.get("experiment", "")))
-
+from dicebench.reporting.results import CELL_KEYS, cell_table
 
 def collect(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
     frames = []
     for path in metrics_paths:
         path = Path(path)
-        frames.append(_cell_table(path, "metrics").assign(experiment=experiment, cell=str(path.parent)))
+        frames.append(cell_table(path, "metrics"))
     if not frames:
         raise DicebenchError(f"experiment '{experiment}': no metrics to aggregate")
     table = pd.concat(frames, ignore_index=True)
@@ -86,11 +49,11 @@ def collect_cases(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
     frames = []
     for path in metrics_paths:
         cases = Path(path).parent / "per_case.csv"
-        df = _cell_table(cases, "per-case metrics")
+        df = cell_table(cases, "per-case metrics")
         missing = {"case", "class_index", "class", "dsc"} - set(df.columns)
         if missing:
             raise DicebenchError(f"{cases}: missing column(s) {', '.join(sorted(missing))}")
-        frames.append(df.assign(experiment=experiment))
+        frames.append(df)
     if not frames:
         raise DicebenchError(f"experiment '{experiment}': no per-case metrics to aggregate")
     table = pd.concat(frames, ignore_index=True)
