@@ -4,7 +4,11 @@ NumPy loop otherwise, and autograd against the closed-form gradient of Kervadec 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +18,8 @@ from monai.losses import DiceLoss as MonaiDice
 from monai.losses import GeneralizedDiceLoss as MonaiGDL
 
 from dicebench.errors import DicebenchError
-from dicebench.losses import LOSSES, dice_gradient_map, get_loss, mime_coefficients, shen_weights
+from dicebench.losses import (LOSSES, check_loss_params, dice_gradient_map, get_loss, loss_parameters,
+                              mime_coefficients, shen_weights)
 from dicebench.losses.dice import per_class_dice_loss
 
 torch.set_num_threads(1)
@@ -223,9 +228,33 @@ def test_dice_ce_equals_monai(batch_dice):
     assert ours(logits, target).item() == pytest.approx(ref(logits, target.unsqueeze(1)).item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_registry_reads_each_class_signature(name):
+    """The torch-free parameter table equals the class's real signature (names and defaults)."""
+    spec = LOSSES[name]
+    cls = getattr(importlib.import_module(spec.module), spec.class_name)
+    real = {k: p.default for k, p in inspect.signature(cls).parameters.items()
+            if k not in ("class_stats", "name", "weighting") and k not in spec.fixed}
+    assert {k: p.default for k, p in loss_parameters(name).items()} == real
+    built = get_loss(name, class_stats=STATS, **({"weighting": "simple"} if spec.uses_weighting else {}))
+    assert isinstance(built, cls) and built.name == name
+
+
+def test_registry_checks_params_without_torch():
+    code = ("import sys; from dicebench.losses import check_loss_params; "
+            "check_loss_params('gdl', {'empty_policy': 'zero'}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with pytest.raises(DicebenchError, match=r"experiments.k.loss_params.gdl.empty_polcy: unknown parameter"):
+        check_loss_params("gdl", {"empty_polcy": "max"}, "experiments.k.loss_params.gdl")
+    with pytest.raises(DicebenchError, match=r"\.empty_policy: must be one of max, epsilon, zero"):
+        check_loss_params("gdl", {"empty_policy": "nan"})
+    with pytest.raises(DicebenchError, match=r"\.include_background: must be true or false"):
+        check_loss_params("dice", {"include_background": "yes"})
+    check_loss_params("dice", {"smooth_nr": "1e-5"})  # PyYAML's reading of 1e-5
+
+
 def test_registry_errors():
-    assert set(LOSSES) == {"dice", "vnet", "gdl", "mime", "weighted_dice", "ce", "wce",
-                           "sensitivity_specificity", "dice_ce"}
     with pytest.raises(DicebenchError, match="unknown loss 'dcie'.*dice, dice_ce"):
         get_loss("dcie")
     with pytest.raises(DicebenchError, match="'gdl'.*unknown parameter.*w_typ.*valid:.*w_type"):

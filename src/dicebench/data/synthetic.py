@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,22 +34,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from dicebench.errors import DicebenchError
+from dicebench.data.phantoms import PHANTOMS, PhantomSpec, resolve_spec
 from dicebench.io import json_option, write_image
 
 Volume = tuple[np.ndarray, np.ndarray]  # (image float32, label uint8), both (z, y, x)
-
-
-@dataclass(frozen=True)
-class PhantomSpec:
-    """What a phantom kind writes: labels, modality, default geometry and knobs."""
-
-    labels: dict[str, int]
-    channel: str
-    modality: str
-    shape: tuple[int, int, int]  # (z, y, x)
-    spacing: tuple[float, float, float]  # (x, y, z) in mm, SimpleITK order
-    stands_in_for: str
-    knobs: dict
 
 
 def _grid(shape, spacing_zyx):
@@ -233,71 +220,12 @@ def abdomen(rng: np.random.Generator, spec: PhantomSpec, knobs: dict) -> Volume:
     return img.astype(np.float32), label
 
 
-PHANTOMS: dict[str, tuple[Callable, PhantomSpec]] = {
-    "prostate": (
-        prostate,
-        PhantomSpec(
-            labels={"background": 0, "prostate": 1},
-            channel="T2",
-            modality="MRI",
-            shape=(20, 96, 96),
-            spacing=(0.625, 0.625, 3.6),
-            stands_in_for="PROMISE12 (prostate T2 MRI)",
-            knobs={"size": 1.0, "contrast": 0.35, "noise": 0.03, "bias": 0.5, "absent_fraction": {}},
-        ),
-    ),
-    "acdc": (
-        acdc,
-        PhantomSpec(
-            labels={"background": 0, "RV": 1, "MYO": 2, "LV": 3},
-            channel="cineMRI",
-            modality="MRI",
-            shape=(10, 80, 80),
-            spacing=(1.5625, 1.5625, 10.0),
-            stands_in_for="ACDC (cardiac cine-MRI)",
-            knobs={"size": 1.0, "contrast": 0.5, "noise": 0.04, "absent_fraction": {}},
-        ),
-    ),
-    "wmh": (
-        wmh,
-        PhantomSpec(
-            labels={"background": 0, "WMH": 1, "other_pathology": 2},
-            channel="FLAIR",
-            modality="MRI",
-            shape=(48, 72, 60),
-            spacing=(3.0, 3.0, 3.0),
-            stands_in_for="WMH 2017 (brain FLAIR MRI)",
-            knobs={
-                "size": 1.0,
-                "contrast": 0.45,
-                "noise": 0.02,
-                "lesions_min": 2,
-                "lesions_max": 6,
-                "absent_fraction": {"other_pathology": 0.7},
-            },
-        ),
-    ),
-    "abdomen": (
-        abdomen,
-        PhantomSpec(
-            labels={
-                "background": 0,
-                "artery": 1,
-                "portal_vein": 2,
-                "liver": 3,
-                "spleen": 4,
-                "stomach": 5,
-                "gallbladder": 6,
-                "pancreas": 7,
-            },
-            channel="CT",
-            modality="CT",
-            shape=(40, 64, 80),
-            spacing=(3.2, 3.2, 3.2),
-            stands_in_for="Shen et al. 2018 abdominal CT (private; open stand-in: TotalSegmentator)",
-            knobs={"size": 1.0, "contrast": 1.0, "noise": 12.0, "absent_fraction": {}},
-        ),
-    ),
+# The generator of each phantom kind in the registry (dicebench.data.phantoms.PHANTOMS).
+GENERATORS: dict[str, Callable[[np.random.Generator, PhantomSpec, dict], Volume]] = {
+    "prostate": prostate,
+    "acdc": acdc,
+    "wmh": wmh,
+    "abdomen": abdomen,
 }
 
 # Oblique short-axis orientation for the cardiac phantom, as real cine stacks have.
@@ -308,32 +236,10 @@ _DIRECTIONS = {
 }
 
 
-def resolve_spec(kind: str, shape=None, spacing=None, knobs: dict | None = None) -> PhantomSpec:
-    if kind not in PHANTOMS:
-        raise DicebenchError(f"unknown phantom '{kind}'; choose one of {sorted(PHANTOMS)}")
-    base = PHANTOMS[kind][1]
-    unknown = set(knobs or {}) - set(base.knobs)
-    if unknown:
-        raise DicebenchError(f"phantom '{kind}': unknown knob(s) {sorted(unknown)}; valid: {sorted(base.knobs)}")
-    merged = {**base.knobs, **(knobs or {})}
-    bad = set(merged["absent_fraction"]) - (set(base.labels) - {"background"})
-    if bad:
-        raise DicebenchError(f"phantom '{kind}': absent_fraction names unknown class(es) {sorted(bad)}")
-    return PhantomSpec(
-        labels=base.labels,
-        channel=base.channel,
-        modality=base.modality,
-        shape=tuple(int(v) for v in (shape or base.shape)),
-        spacing=tuple(float(v) for v in (spacing or base.spacing)),
-        stands_in_for=base.stands_in_for,
-        knobs=merged,
-    )
-
-
 def generate_case(kind: str, spec: PhantomSpec, seed: int, index: int) -> tuple[sitk.Image, sitk.Image]:
     """One phantom case as SimpleITK images with a real geometry (spacing, origin, direction)."""
     rng = np.random.default_rng([seed, index])
-    image, label = PHANTOMS[kind][0](rng, spec, spec.knobs)
+    image, label = GENERATORS[kind](rng, spec, spec.knobs)
     out = []
     for arr in (image, label):
         img = sitk.GetImageFromArray(arr)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
 from dicebench.losses._common import check_bool, check_choice, check_nonneg, class_sums
 from dicebench.losses.dice import DEFAULT_SMOOTH
 
-W_TYPES = ("square", "simple", "uniform")
-EMPTY_POLICIES = ("max", "epsilon", "zero")
+WType = Literal["square", "simple", "uniform"]
+EmptyPolicy = Literal["max", "epsilon", "zero"]
+W_TYPES = get_args(WType)
+EMPTY_POLICIES = get_args(EmptyPolicy)
 
 
 def gdl_weights(ground: torch.Tensor, w_type: str, empty_policy: str, weight_eps: float, batch_dice: bool) -> torch.Tensor:
@@ -52,8 +56,8 @@ class GeneralizedDiceLoss(nn.Module):
 
     def __init__(
         self,
-        w_type: str = "square",
-        empty_policy: str = "max",
+        w_type: WType = "square",
+        empty_policy: EmptyPolicy = "max",
         weight_eps: float = 1e-10,
         include_background: bool = True,
         batch_dice: bool = False,
