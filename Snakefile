@@ -1,14 +1,12 @@
 # dicebench: the published experiments on Dice-family losses, end to end.
-#   snakemake --cores 2                      # the default run (config/config.yaml)
-#   snakemake results/<cell>/metrics.csv     # one cell of a table
+#   snakemake --cores 2                               # the default run (config/config.yaml)
+#   snakemake --cores 2 --configfile mine.yaml        # your run alone (defaults from the schema)
+#   snakemake --cores 2 results/<cell>/metrics.csv    # one cell of a table
 # The stages live in workflow/rules/, one file each; the code they call in src/dicebench/.
 
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -22,5 +20,5 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        all_targets(),
+        wf.targets(config),
     default_target: True

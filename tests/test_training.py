@@ -16,6 +16,8 @@ from dicebench.errors import DicebenchError
 from dicebench.networks import get_network
 from dicebench.training.sampling import (BatchLoader, Case, absent_classes, iteration_rng, load_case, list_cases,
                                          sample_batch, split_cases)
+from dicebench.provenance import step_code_version
+from dicebench.settings import RECIPE_PATH, CellSettings, schema_defaults
 from dicebench.training.trainer import hard_dice_objects, make_scheduler, train_cell
 
 SETTINGS = {
@@ -60,8 +62,15 @@ def test_same_seed_same_weights_and_log(two_runs):
 
 def test_cell_json_provenance(two_runs):
     cell = json.loads((two_runs[0] / "cell.json").read_text())
-    assert cell["settings"] == SETTINGS
-    assert cell["device"] == "cpu" and cell["amp"] == "none" and cell["threads"] == 1
+    # The resolved settings: what was given, with every default filled in from the config schema.
+    resolved = CellSettings.from_dict(copy.deepcopy(SETTINGS))
+    assert cell["settings"] == resolved.to_dict() and cell["settings"]["compute_threads"] == 1
+    assert {k: cell["settings"]["recipe"][k] for k in SETTINGS["recipe"]} == SETTINGS["recipe"]
+    assert cell["settings"]["recipe"]["val_fraction"] == schema_defaults(*RECIPE_PATH)["val_fraction"]
+    assert cell["device"] == "cpu" and cell["amp"] == "none" and cell["compute_threads"] == 1
+    assert cell["iterations"] == 4 and cell["cpu_time_s"] > 0
+    assert cell["code_version"] == step_code_version("train")
+    assert cell["convergence"]["rule"] and isinstance(cell["convergence"]["converged"], bool)
     assert cell["packages"]["torch"] == metadata.version("torch")
     assert cell["packages"]["monai"] == metadata.version("monai")
     assert cell["wall_time_s"] > 0 and cell["peak_memory_mb"]["rss"] > 0

@@ -12,24 +12,63 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 
 from dicebench.errors import DicebenchError
 
-WEIGHTED_LOSSES = {"weighted_dice"}
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
+PAPERS = ("liu2018", "kervadec2023", "shen2018", "sudre2017")
 CELL_PATTERN = "{experiment}/{dataset}/{network}/{loss}-{weighting}/lr{lr}/seed{seed}"
-WILDCARD_CONSTRAINTS = {
-    "experiment": r"[A-Za-z0-9_]+",
-    "dataset": r"[A-Za-z0-9_]+",
-    "preprocessing": r"[A-Za-z0-9_]+",
-    "network": r"[A-Za-z0-9_]+",
-    "loss": r"[a-z_]+",
-    "weighting": r"none|uniform|simple|square",
-    "lr": r"[0-9][0-9.e+-]*",
-    "seed": r"[0-9]+",
-}
+_NAME = r"[A-Za-z0-9_]+"
+
+
+def _alternatives(names) -> str:
+    """A regex matching exactly one of `names` (longest first, so no name shadows another)."""
+    import re
+
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
+def weighted_losses() -> set[str]:
+    from dicebench.losses import LOSSES
+
+    return {n for n, spec in LOSSES.items() if spec.uses_weighting}
+
+
+def wildcard_constraints() -> dict[str, str]:
+    """The cell wildcards' patterns; loss, network and weighting from the registries."""
+    from dicebench.losses import LOSSES, WEIGHTINGS
+    from dicebench.networks import NETWORKS
+
+    return {
+        "experiment": _NAME,
+        "dataset": _NAME,
+        "preprocessing": _NAME,
+        "network": _alternatives(NETWORKS),
+        "loss": _alternatives(LOSSES),
+        "weighting": _alternatives(("none", *WEIGHTINGS)),
+        "lr": r"[0-9][0-9.e+-]*",
+        "seed": r"[0-9]+",
+    }
+
+
+def config_schema() -> dict:
+    """The config schema with the registries' vocabularies filled in."""
+    import copy
+
+    from dicebench.data.phantoms import PHANTOMS
+    from dicebench.losses import LOSSES, WEIGHTINGS, loss_parameters
+    from dicebench.networks import NETWORKS
+    from dicebench.settings import schema
+
+    sch = copy.deepcopy(schema())
+    exp = sch["properties"]["experiments"]["additionalProperties"]["properties"]
+    sch["properties"]["datasets"]["additionalProperties"]["properties"]["phantom"] = {"enum": sorted(PHANTOMS)}
+    exp["networks"]["items"] = {"enum": sorted(NETWORKS)}
+    exp["losses"]["items"] = {"enum": sorted(LOSSES)}
+    exp["weightings"]["items"] = {"enum": ["none", *WEIGHTINGS]}
+    exp["paper"] = {**exp["paper"], "enum": list(PAPERS)}
+    policies = list(loss_parameters("gdl")["empty_policy"].choices)
+    exp["subpatch"]["properties"]["gdl_empty_policies"]["items"] = {"enum": policies}
+    return sch
 
 
 @dataclass(frozen=True)
@@ -53,54 +92,87 @@ def format_lr(lr: float) -> str:
 
 
 def validate_config(config: dict) -> dict:
-    """Schema validation with defaults filled in, then the cross-references a schema can't see,
-    then the sub-patching sweeps expanded into experiments of their own (`expand_subpatch`).
-    Validating a config twice gives the same result: generated experiments are regenerated."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
+    """Schema validation with defaults filled in, then the cross-references a schema can't see
+    (datasets, presets, loss parameters, phantom knobs, patch sizes), then the sub-patching
+    sweeps expanded into experiments of their own (`expand_subpatch`). Validating a config
+    twice gives the same result: generated experiments are regenerated."""
+    from dicebench.settings import validate
 
     if isinstance(config.get("experiments"), dict):
         config["experiments"] = {k: v for k, v in config["experiments"].items()
                                  if not (isinstance(v, dict) and SWEEP_KEY in v)}
-    try:
-        validate(config, str(SCHEMA), set_default=True)
-    except WorkflowError as exc:
-        raise DicebenchError(f"invalid config: {_schema_message(exc)}") from None
+    validate(config, config_schema())
+    for name, ds in config["datasets"].items():
+        _check_dataset(name, ds)
     for name, exp in config["experiments"].items():
-        for ds in exp["datasets"]:
-            if ds not in config["datasets"]:
-                raise DicebenchError(f"invalid config: experiments.{name}.datasets names '{ds}', "
-                                     f"which is not under datasets ({', '.join(config['datasets'])})")
-        if exp["preprocessing"] not in config["preprocessing"]:
-            raise DicebenchError(f"invalid config: experiments.{name}.preprocessing '{exp['preprocessing']}' "
-                                 f"is not under preprocessing ({', '.join(config['preprocessing'])})")
-        for key, allowed in (("network_params", exp["networks"]), ("loss_params", exp["losses"])):
-            for k in exp.get(key, {}):
-                if k not in allowed:
-                    raise DicebenchError(f"invalid config: experiments.{name}.{key}.{k} names a {key[:-7]} "
-                                         f"not in the experiment ({', '.join(allowed)})")
-        if not list(experiment_cells(name, exp)):
-            raise DicebenchError(f"invalid config: experiments.{name} has no cell: class weightings "
-                                 f"(uniform/simple/square) go with weighted_dice, 'none' with every other loss")
-        _check_patch(name, exp)
-        if "subpatch" in exp:
-            _check_subpatch(name, exp)
+        _check_experiment(config, name, exp)
     expand_subpatch(config)
     return config
+
+
+def _check_dataset(name: str, ds: dict) -> None:
+    where = f"invalid config: datasets.{name}"
+    if ds["source"] == "synthetic":
+        from dicebench.data.phantoms import resolve_spec
+
+        try:
+            resolve_spec(ds["phantom"], knobs=ds.get("knobs"), where=f"datasets.{name}")
+        except DicebenchError as exc:
+            raise DicebenchError(f"invalid config: {exc}") from None
+    else:
+        from dicebench.data.download import load_registry
+
+        registry = load_registry()
+        if ds["registry_name"] not in registry:
+            raise DicebenchError(f"{where}.registry_name: '{ds['registry_name']}' is not in config/datasets.yaml "
+                                 f"({', '.join(sorted(registry))})")
+
+
+def _check_experiment(config: dict, name: str, exp: dict) -> None:
+    from dicebench.losses import check_loss_params
+
+    for ds in exp["datasets"]:
+        if ds not in config["datasets"]:
+            raise DicebenchError(f"invalid config: experiments.{name}.datasets names '{ds}', "
+                                 f"which is not under datasets ({', '.join(config['datasets'])})")
+    if exp["preprocessing"] not in config["preprocessing"]:
+        raise DicebenchError(f"invalid config: experiments.{name}.preprocessing '{exp['preprocessing']}' "
+                             f"is not under preprocessing ({', '.join(config['preprocessing'])})")
+    for key, allowed in (("network_params", exp["networks"]), ("loss_params", exp["losses"])):
+        for k in exp.get(key, {}):
+            if k not in allowed:
+                raise DicebenchError(f"invalid config: experiments.{name}.{key}.{k} names a {key[:-7]} "
+                                     f"not in the experiment ({', '.join(allowed)})")
+    for loss, params in exp.get("loss_params", {}).items():
+        if not isinstance(params, dict):
+            raise DicebenchError(f"invalid config: experiments.{name}.loss_params.{loss}: expected a mapping")
+        try:
+            check_loss_params(loss, params, f"experiments.{name}.loss_params.{loss}")
+        except DicebenchError as exc:
+            raise DicebenchError(f"invalid config: {exc}") from None
+    if not list(experiment_cells(name, exp)):
+        raise DicebenchError(f"invalid config: experiments.{name} has no cell: class weightings "
+                             f"(uniform/simple/square) go with {', '.join(sorted(weighted_losses()))}, "
+                             f"'none' with every other loss")
+    _check_patch(name, exp)
+    if "subpatch" in exp:
+        _check_subpatch(name, exp)
 
 
 # ---- the trained sub-patching sweep (Kervadec & de Bruijne 2023, Sec. 2) ----
 
 SWEEP_KEY = "sweep_of"  # set on generated experiments only: the experiment they vary
-DEFAULT_EMPTY_POLICY = "max"  # GeneralizedDiceLoss's default
 
 
 def patch_label(patch) -> str:
     return "x".join(str(int(p)) for p in patch)
 
 
-def gdl_policy(exp: dict) -> str:
-    return exp.get("loss_params", {}).get("gdl", {}).get("empty_policy", DEFAULT_EMPTY_POLICY)
+def gdl_policy(loss_params: dict | None) -> str:
+    """GDL's empty-class policy under these loss parameters (the class's default otherwise)."""
+    from dicebench.losses import loss_parameters
+
+    return (loss_params or {}).get("empty_policy", loss_parameters("gdl")["empty_policy"].default)
 
 
 def subpatch_experiments(name: str, exp: dict) -> dict[str, dict]:
@@ -118,7 +190,7 @@ def subpatch_experiments(name: str, exp: dict) -> dict[str, dict]:
         return {}
     configured = list(exp["recipe"]["patch_size"])
     sizes = [configured] + [list(p) for p in sweep["patch_sizes"] if list(p) != configured]
-    policies = [p for p in sweep.get("gdl_empty_policies", []) if p != gdl_policy(exp)]
+    policies = [p for p in sweep.get("gdl_empty_policies", []) if p != gdl_policy(exp.get("loss_params", {}).get("gdl"))]
     base = {k: v for k, v in copy.deepcopy(exp).items() if k != "subpatch"}
     base["datasets"] = list(sweep.get("datasets") or exp["datasets"])
     out = {}
@@ -199,20 +271,12 @@ def _check_patch(name: str, exp: dict) -> None:
             raise DicebenchError(f"invalid config: experiments.{name}: recipe.patch_size {patch}: {exc}") from None
 
 
-def _schema_message(exc: Exception) -> str:
-    text = str(exc)
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and hasattr(cause, "message"):
-        where = ".".join(str(p) for p in getattr(cause, "absolute_path", [])) or "(top level)"
-        return f"{where}: {cause.message}"
-    return " ".join(text.split())[:500]
-
-
 def experiment_cells(name: str, exp: dict):
+    weighted = weighted_losses()
     for ds, net, loss, weighting, lr, seed in itertools.product(
         exp["datasets"], exp["networks"], exp["losses"], exp.get("weightings", ["none"]), exp["lrs"], exp["seeds"]
     ):
-        if (loss in WEIGHTED_LOSSES) != (weighting != "none"):
+        if (loss in weighted) != (weighting != "none"):
             continue
         yield Cell(name, ds, net, loss, weighting, format_lr(lr), int(seed))
 
@@ -231,10 +295,15 @@ def cell_from_wildcards(config: dict, w, cells: frozenset[Cell] | None = None) -
 
 
 def cell_settings(config: dict, cell: Cell) -> dict:
-    """Everything the trainer needs, resolved: recorded verbatim in cell.json."""
+    """Everything that defines the cell's result, resolved (defaults filled in): recorded
+    verbatim in cell.json, and the train rule's params (a change reruns the cell). The
+    result-neutral keys (`settings.neutral_keys`, e.g. loader workers) are left out: they
+    reach the job outside its params (`runtime_settings`)."""
+    from dicebench.settings import CellSettings
+
     exp = config["experiments"][cell.experiment]
     lr = next(lr for lr in exp["lrs"] if format_lr(lr) == cell.lr)
-    return {
+    settings = CellSettings.from_dict({
         "experiment": cell.experiment,
         "dataset": cell.dataset,
         "preprocessing": exp["preprocessing"],
@@ -246,10 +315,20 @@ def cell_settings(config: dict, cell: Cell) -> dict:
         "lr": float(lr),
         "seed": cell.seed,
         "recipe": exp["recipe"],
-        "threads": config.get("threads_per_job", 1),
+        "compute_threads": config.get("compute_threads", 1),
+        "validation_overlap": config.get("inference", {}).get("overlap", 0.5),
         # A sub-patching sweep's experiment names the experiment it varies (reporting groups by it).
-        **({SWEEP_KEY: exp[SWEEP_KEY]} if SWEEP_KEY in exp else {}),
-    }
+        "sweep_of": exp.get(SWEEP_KEY),
+    })
+    return settings.identity()
+
+
+def runtime_settings(config: dict, cell: Cell) -> dict:
+    """The cell's result-neutral settings (loader workers, the validation's window batch):
+    passed outside the rule's params, so changing them reruns nothing."""
+    recipe = config["experiments"][cell.experiment]["recipe"]
+    out = {k: recipe[k] for k in ("data_workers",) if recipe.get(k) is not None}
+    return {**out, "sw_batch_size": config.get("inference", {}).get("sw_batch_size", 8)}
 
 
 def preprocessed_dir(config: dict, dataset: str, preset: str) -> str:

@@ -1,7 +1,14 @@
-# Config validation, the grid, and helpers shared by every stage.
+# Config validation, the grid, and the helpers every stage shares. The decisions (which outputs
+# exist, which cells a figure reads) live in dicebench.workflow and dicebench.grid, where the
+# tests reach them; this file only adapts them to Snakemake's wildcards.
 import json
 import os
 import sys
+
+from dicebench.errors import DicebenchError
+from dicebench import grid
+from dicebench import workflow as wf
+from dicebench.provenance import code_files
 
 # The rules call the package's own command, `dicebench`. Put the bin/ folder of the interpreter
 # running Snakemake (the venv's) first on PATH, so that `.venv/bin/snakemake ...` works as the
@@ -9,11 +16,9 @@ import sys
 # (--software-deployment-method conda) puts its own bin/ in front when it is activated.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
-from dicebench.errors import DicebenchError
-from dicebench import grid
-
+# A user's config file describes their run alone; without one, config/config.yaml runs.
 try:
-    grid.validate_config(config)
+    wf.prepare_config(config, workflow.config_settings.configfiles)
 except DicebenchError as exc:
     sys.exit(f"dicebench: {exc}")
 
@@ -26,15 +31,21 @@ CELL = f"{RESULTS}/{grid.CELL_PATTERN}"
 # which are trained, evaluated and tabulated like any other but feed only the sweep's figure
 # and the claims, not the papers' tables, learning curves or qualitative figures.
 MAIN_EXPERIMENTS = grid.main_experiments(config)
-# Every rule shells out to the package's own command line, `dicebench`.
+PAPERS = wf.papers(config)
+PAPER_DIR = f"{workflow.basedir}/paper"
 
 
 wildcard_constraints:
-    **grid.WILDCARD_CONSTRAINTS,
+    **grid.wildcard_constraints(),
 
 
 def cell_of(wildcards):
     return grid.cell_from_wildcards(config, wildcards, CELL_SET)
+
+
+def cell_paths(cells, name):
+    """A file of each cell's folder."""
+    return [f"{RESULTS}/{c.path}/{name}" for c in cells]
 
 
 def preset_of(wildcards):
@@ -49,19 +60,15 @@ def class_stats_of(wildcards):
     return f"{grid.preprocessed_dir(config, wildcards.dataset, preset_of(wildcards))}/class_stats.json"
 
 
-def cells_of(experiment):
-    return [c for c in CELLS if c.experiment == experiment]
+def code(*modules):
+    """The package source files a step runs: its input, so a change to that code reruns it."""
+    return list(code_files(*modules))
 
 
-def all_targets():
-    targets = []
-    for name in config["experiments"]:
-        targets += [f"{RESULTS}/{name}/table.csv", f"{RESULTS}/{name}/table.md"]
-    targets += [f"{FIGURES}/{name}_learning_curves.png" for name in MAIN_EXPERIMENTS]
-    # The papers' tables beside the published numbers, the claims, and last the paper (report.smk).
-    targets += [f"{FIGURES}/tables/{p}.{ext}" for p in PAPERS if experiments_for_paper(p) for ext in ("csv", "md")]
-    targets += [f"{FIGURES}/tables/wilcoxon.md", f"{FIGURES}/claims.md", "paper/paper.pdf"]
-    return targets
+# Result-neutral settings (settings.neutral_keys) reach a job through these strings, outside
+# `params`, so changing them never reruns a job (Snakemake tracks params, not the shell text).
+EVALUATION_THREADS = config["evaluation"]["threads"]
+INFERENCE_RUNTIME = json.dumps({k: config["inference"][k] for k in ("sw_batch_size", "slices_per_chunk")})
 
 
 # Resources and threads per step, from the `resources` section of the config (config/README.md):
@@ -78,35 +85,27 @@ def resources_for(name):
 
 
 def threads_for(name):
-    """Threads of a step that does not use `threads_per_job`: its `cpus_per_task`, else 1."""
+    """Threads of a CPU step: its `cpus_per_task`, else 1."""
     return int(resources_for(name).get("cpus_per_task", 1))
 
 
 # ---- helpers of data.smk (kept here: rules files hold rules only) ----
 
+
 def _datasets(source):
     names = [n for n, d in config["datasets"].items() if d["source"] == source]
     return "|".join(names) if names else "(?!x)x"  # a pattern that matches nothing
 
-# ---- helpers of report.smk (kept here: rules files hold rules only) ----
 
-PAPERS = ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
-
-
-PAPER_DIR = f"{workflow.basedir}/paper"
-
-
-def experiments_for_paper(paper):
-    """The default config names each experiment after its paper."""
-    return [name for name in config["experiments"] if name == paper]
+# ---- helpers of report.smk ----
 
 
 def cases_for_paper(wildcards):
-    return [f"{RESULTS}/{e}/cases.csv" for e in experiments_for_paper(wildcards.paper)]
+    return [f"{RESULTS}/{e}/cases.csv" for e in wf.experiments_for_paper(config, wildcards.paper)]
 
 
 def datasets_for_paper(wildcards):
-    names = {ds for e in experiments_for_paper(wildcards.paper) for ds in config["experiments"][e]["datasets"]}
+    names = {ds for e in wf.experiments_for_paper(config, wildcards.paper) for ds in config["experiments"][e]["datasets"]}
     return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
 
 
@@ -116,55 +115,21 @@ def all_cases(sweeps=False):
     return [f"{RESULTS}/{e}/cases.csv" for e in names]
 
 
-def paper_tables():
-    return [f"{FIGURES}/tables/{p}.tex" for p in PAPERS if experiments_for_paper(p)]
-
-
-def paper_figures():
-    figs = [f"{FIGURES}/{e}_learning_curves.pdf" for e in MAIN_EXPERIMENTS]
-    figs += [f"{FIGURES}/qualitative/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
-             for ds in config["experiments"][e]["datasets"]]
-    return figs + gradient_maps() + subpatch_figures() + sensitivity_figures()
-
-
 def qualitative_cells(w):
-    """Every variant of the experiment on this dataset, first seed: one prediction panel each."""
-    first_seed = config["experiments"][w.experiment]["seeds"][0]
-    return [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.seed == int(first_seed)]
+    return wf.qualitative_cells(config, w.experiment, w.dataset)
 
 
 def gradient_cell(w):
-    """The first Dice-loss cell of the experiment on this dataset (first network, lr and seed)."""
-    cells = [c for c in cells_of(w.experiment) if c.dataset == w.dataset and c.loss == "dice"]
-    return f"{RESULTS}/{cells[0].path}/model.pt"
-
-
-def gradient_maps():
-    return [f"{FIGURES}/gradient_map/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
-            if "dice" in config["experiments"][e]["losses"] for ds in config["experiments"][e]["datasets"]]
+    return f"{RESULTS}/{wf.gradient_cell(config, w.experiment, w.dataset).path}/model.pt"
 
 
 def subpatch_sizes(w):
-    """Patch sizes whose empty share is read from the training labels (no training): the
-    experiment's patch scaled by 1/4, 1/2, 1 and 2 (each side at least 4) and the sweep's sizes."""
-    exp = config["experiments"][w.experiment]
-    patch = exp["recipe"]["patch_size"]
-    sizes = [[max(4, int(p * f)) for p in patch] for f in (0.25, 0.5, 1, 2)]
-    sizes += [list(p) for p in exp.get("subpatch", {}).get("patch_sizes", [])]
-    return " ".join(dict.fromkeys(grid.patch_label(s) for s in sizes))
+    return " ".join(wf.scan_patch_sizes(config, w.experiment))
 
 
 def subpatch_cells(w, name="per_case.csv"):
-    """The trained points of the sweep on this dataset: the experiment's cells and those of the
-    experiments its `subpatch` section generated."""
-    members = set(grid.sweep_members(config, w.experiment))
-    return [f"{RESULTS}/{c.path}/{name}" for c in CELLS if c.experiment in members and c.dataset == w.dataset]
+    return cell_paths(wf.sweep_cells(config, w.experiment, w.dataset), name)
 
 
-def subpatch_figures():
-    return [f"{FIGURES}/subpatch/{e}/{ds}.pdf" for e in MAIN_EXPERIMENTS
-            if {"gdl", "mime"} & set(config["experiments"][e]["losses"]) for ds in config["experiments"][e]["datasets"]]
-
-
-def sensitivity_figures():
-    return [f"{FIGURES}/lr_sensitivity/{p}.pdf" for p in experiments_for_paper("sudre2017")]
+def cells_of(experiment):
+    return wf.cells_of(config, experiment)

@@ -5,6 +5,11 @@ rule evaluate:
     input:
         pred=f"{CELL}/predictions",
         raw=f"{RESULTS}/datasets/{{dataset}}",
+        # The training outputs directly: if a rerun of the training fails (Snakemake then deletes
+        # them), the next run retrains this cell instead of keeping metrics without a model.
+        model=rules.train.output.model,
+        cell=rules.train.output.cell,
+        code=code("dicebench.evaluation.evaluate"),
     output:
         metrics=f"{CELL}/metrics.csv",
         cases=f"{CELL}/per_case.csv",

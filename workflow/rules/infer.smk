@@ -9,8 +9,11 @@ rule infer:
     output:
         directory(f"{CELL}/predictions"),
     params:
-        settings=json.dumps(config["inference"]),
-    threads: config["threads_per_job"]
+        # Result-affecting inference settings; sw_batch_size and slices_per_chunk travel in
+        # INFERENCE_RUNTIME (common.smk) and never rerun a job.
+        settings=json.dumps({k: v for k, v in config["inference"].items() if k not in ("sw_batch_size", "slices_per_chunk")}),
+        threads=config["compute_threads"],
+    threads: config["compute_threads"]
     resources:
         **resources_for("infer"),
     conda:
@@ -20,5 +23,6 @@ rule infer:
     benchmark:
         f"{RESULTS}/benchmarks/infer/{grid.CELL_PATTERN}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} dicebench infer --model {input.model} --images {input.data}/imagesTs "
-        "--reference {input.raw}/imagesTs --out {output} --settings '{params.settings}' > {log} 2>&1"
+        "dicebench infer --model {input.model} --images {input.data}/imagesTs --reference {input.raw}/imagesTs "
+        "--out {output} --settings '{params.settings}' --runtime '{INFERENCE_RUNTIME}' "
+        "--threads {params.threads} > {log} 2>&1"

@@ -1,23 +1,31 @@
 # Stage 6: tables, figures, claims and the paper.
 #   per experiment:  results/{experiment}/table.csv|md, cases.csv; figures/{experiment}_learning_curves.png|pdf
 #   per paper:       figures/tables/{paper}.csv|md|tex beside paper/published.yaml
-#   across papers:   figures/tables/wilcoxon.*, figures/claims.md|csv (+ .tex for the paper)
+#   across papers:   figures/tables/wilcoxon.*, figures/claims.md|csv (+ .tex for the paper),
+#                    figures/tables/conventions.* (every claim under each metric convention)
 #   last:            paper/paper.pdf (latexmk)
-# Each output depends only on the cells it reads, so touching one cell rebuilds that cell's
-# experiment table, its paper's table, the claims and the paper, nothing else.
+# Each output depends only on the cells it reads, and on the package code it runs (`code(...)`):
+# touching one cell rebuilds that cell's experiment table, its paper's table, the claims and
+# the paper; editing the drawing code rebuilds the figures and the paper, nothing upstream.
+
 
 wildcard_constraints:
-    paper="|".join(PAPERS),
+    paper="|".join(grid.PAPERS),
 
 
 rule aggregate:
     input:
-        metrics=lambda w: [f"{RESULTS}/{c.path}/metrics.csv" for c in cells_of(w.experiment)],
-        per_case=lambda w: [f"{RESULTS}/{c.path}/per_case.csv" for c in cells_of(w.experiment)],
-        cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in cells_of(w.experiment)],
+        metrics=lambda w: cell_paths(cells_of(w.experiment), "metrics.csv"),
+        per_case=lambda w: cell_paths(cells_of(w.experiment), "per_case.csv"),
+        cells=lambda w: cell_paths(cells_of(w.experiment), "cell.json"),
+        code=code("dicebench.reporting.tables"),
     output:
-        csv=report(f"{RESULTS}/{{experiment}}/table.csv", caption="../report/table.rst", category="Tables",
-                   subcategory="Per experiment"),
+        csv=report(
+            f"{RESULTS}/{{experiment}}/table.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="Per experiment",
+        ),
         md=f"{RESULTS}/{{experiment}}/table.md",
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
     threads: threads_for("aggregate")
@@ -39,9 +47,14 @@ rule paper_table:
         cases=cases_for_paper,
         published=f"{PAPER_DIR}/published.yaml",
         datasets=datasets_for_paper,
+        code=code("dicebench.reporting.paper_tables"),
     output:
-        csv=report(f"{FIGURES}/tables/{{paper}}.csv", caption="../report/paper_table.rst", category="Tables",
-                   subcategory="Beside the papers"),
+        csv=report(
+            f"{FIGURES}/tables/{{paper}}.csv",
+            caption="../report/paper_table.rst",
+            category="Tables",
+            subcategory="Beside the papers",
+        ),
         md=f"{FIGURES}/tables/{{paper}}.md",
         tex=f"{FIGURES}/tables/{{paper}}.tex",
     threads: threads_for("paper_table")
@@ -61,9 +74,14 @@ rule paper_table:
 rule wilcoxon:
     input:
         cases=all_cases(),
+        code=code("dicebench.reporting.paper_tables"),
     output:
-        csv=report(f"{FIGURES}/tables/wilcoxon.csv", caption="../report/wilcoxon.rst", category="Tables",
-                   subcategory="Supplementary"),
+        csv=report(
+            f"{FIGURES}/tables/wilcoxon.csv",
+            caption="../report/wilcoxon.rst",
+            category="Tables",
+            subcategory="Supplementary",
+        ),
         md=f"{FIGURES}/tables/wilcoxon.md",
         tex=f"{FIGURES}/tables/wilcoxon.tex",
     threads: threads_for("wilcoxon")
@@ -83,10 +101,13 @@ rule wilcoxon:
 rule claims:
     input:
         cases=all_cases(sweeps=True),
+        code=code("dicebench.reporting.claims"),
     output:
         md=report(f"{FIGURES}/claims.md", caption="../report/claims.rst", category="Claims"),
         csv=f"{FIGURES}/claims.csv",
         tex=f"{FIGURES}/tables/claims.tex",
+    params:
+        rule=json.dumps(config["claims"]),
     threads: threads_for("claims")
     resources:
         **resources_for("claims"),
@@ -97,8 +118,36 @@ rule claims:
     benchmark:
         f"{RESULTS}/benchmarks/claims.tsv"
     shell:
-        "dicebench claims --cases {input.cases} --csv {output.csv} --md {output.md} --tex {output.tex} "
-        "> {log} 2>&1"
+        "dicebench claims --cases {input.cases} --rule '{params.rule}' --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} > {log} 2>&1"
+
+
+rule conventions:
+    input:
+        cases=all_cases(sweeps=True),
+        code=code("dicebench.reporting.conventions"),
+    output:
+        md=report(
+            f"{FIGURES}/tables/conventions.md",
+            caption="../report/conventions.rst",
+            category="Claims",
+        ),
+        csv=f"{FIGURES}/tables/conventions.csv",
+        tex=f"{FIGURES}/tables/conventions.tex",
+    params:
+        rule=json.dumps(config["claims"]),
+    threads: threads_for("conventions")
+    resources:
+        **resources_for("conventions"),
+    conda:
+        "../../envs/dicebench.yaml"
+    log:
+        f"{RESULTS}/logs/conventions.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/conventions.tsv"
+    shell:
+        "dicebench conventions --cases {input.cases} --rule '{params.rule}' --csv {output.csv} "
+        "--md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
 rule learning_curves:
@@ -220,6 +269,8 @@ rule lr_sensitivity:
 
 rule paper_methods:
     # The methods section is generated from the resolved config: it reruns when the config changes.
+    input:
+        code=code("dicebench.reporting.paper"),
     output:
         f"{RESULTS}/paper/methods.tex",
     params:
@@ -242,10 +293,12 @@ rule paper_methods:
 rule paper:
     input:
         tex=f"{PAPER_DIR}/paper.tex",
-        methods=f"{RESULTS}/paper/methods.tex",
-        tables=paper_tables() + [f"{FIGURES}/tables/wilcoxon.tex"],
-        claims=f"{FIGURES}/tables/claims.tex",
-        figures=paper_figures(),
+        methods=rules.paper_methods.output,
+        tables=[f"{FIGURES}/tables/{p}.tex" for p in PAPERS] + [rules.wilcoxon.output.tex],
+        claims=rules.claims.output.tex,
+        conventions=rules.conventions.output.tex,
+        figures=wf.paper_figures(config),
+        code=code("dicebench.reporting.paper"),
     output:
         report("paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
     threads: threads_for("paper")
@@ -259,4 +312,4 @@ rule paper:
         f"{RESULTS}/benchmarks/paper.tsv"
     shell:
         "dicebench paper --tex {input.tex} --methods {input.methods} --tables {input.tables} {input.claims} "
-        "--figures {input.figures} --out {output} > {log} 2>&1"
+        "{input.conventions} --figures {input.figures} --out {output} > {log} 2>&1"

@@ -11,11 +11,14 @@ rule train:
         log_csv=f"{CELL}/log.csv",
         cell=f"{CELL}/cell.json",
     params:
+        # The cell's result-affecting settings: a change reruns it (grid.cell_settings).
         settings=lambda w: json.dumps(grid.cell_settings(config, cell_of(w))),
         out=lambda w: f"{RESULTS}/{cell_of(w).path}",
-    threads: config["threads_per_job"]
+    threads: config["compute_threads"]
     resources:
         **resources_for("train"),
+        # Result-neutral (loader threads; batches are seeded per iteration): no rerun when changed.
+        runtime_settings=lambda w: json.dumps(grid.runtime_settings(config, cell_of(w))),
     conda:
         "../../envs/dicebench.yaml"
     log:
@@ -24,4 +27,4 @@ rule train:
         f"{RESULTS}/benchmarks/train/{grid.CELL_PATTERN}.tsv"
     shell:
         "dicebench train --dataset {input.data} --class-stats {input.stats} "
-        "--settings '{params.settings}' --out {params.out} > {log} 2>&1"
+        "--settings '{params.settings}' --runtime '{resources.runtime_settings}' --out {params.out} > {log} 2>&1"

@@ -1,12 +1,7 @@
 """Sliding-window inference over whole volumes, back in the original image geometry.
 
-Windows are blended with a Gaussian importance map (MONAI's `sliding_window_inference`,
-mode "gaussian", sigma = patch/8; overlap 0.5 by default, as nnU-Net, Isensee et al. 2021).
-2D networks run slice by slice, the slices of a chunk forming the batch, so a large volume
-never sits on the device whole. Windows run on the accelerator (`sw_device`) while the
-blended output accumulates on the CPU (`device`), so GPU memory is bounded by one batch of
-windows. Mirroring test-time augmentation (off by default) averages the softmax over all
-2^d flips of the window's spatial axes, as nnU-Net does.
+The windows themselves (Gaussian blending, slice chunks for 2D networks, mirroring) are
+`dicebench.sliding_window`, shared with the validation during training.
 
 Softmax probabilities, not labels, are resampled from the preprocessed grid back onto the
 original image grid (linear interpolation, one class at a time with a running argmax, so
@@ -21,133 +16,23 @@ is complete; a rerun skips it (resume) and removes temporaries a killed run left
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
-import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
+from dicebench.device import auto_device  # noqa: F401 (re-exported: callers pick devices here too)
 from dicebench.errors import DicebenchError
-from dicebench.io import atomic_path, json_option, read_image, same_geometry, write_image
-
-#: settings accepted by `predict_folder` / `dicebench infer --settings` (config `inference:`).
-DEFAULT_SETTINGS: dict = {
-    "overlap": 0.5,
-    "sw_batch_size": 8,
-    "mirror": False,
-    "checkpoint": "last",  # read by the workflow, not here
-    "save_probabilities": False,
-    "slices_per_chunk": 64,
-    "device": "auto",
-    "amp": "none",
-}
+from dicebench.io import atomic_path, json_option, read_image, same_geometry, write_image, write_json
+from dicebench.settings import InferenceSettings
+from dicebench.sliding_window import (flip_axes_combinations, make_predictor,  # noqa: F401 (public API)
+                                      predict_probabilities, window_starts)
 
 #: probability maps are stored as 16-bit integers, p = value / PROB_SCALE (NIfTI has no float16).
 PROB_SCALE = 65535
-
-
-def window_starts(size: int, roi: int, overlap: float) -> list[int]:
-    """Window start indices along one axis, as MONAI places them (interval int(roi*(1-overlap)),
-    the last window flush with the end); used to count windows for the progress bar."""
-    if size <= roi:  # MONAI pads a short axis up to the window
-        return [0]
-    step = max(1, int(roi * (1 - overlap)))
-    n = next(d for d in range(math.ceil(size / step)) if d * step + roi >= size) + 1
-    return [min(i * step, size - roi) for i in range(n)]
-
-
-def _num_windows(spatial: Sequence[int], patch: Sequence[int], overlap: float) -> int:
-    return int(np.prod([len(window_starts(s, p, overlap)) for s, p in zip(spatial, patch)]))
-
-
-def flip_axes_combinations(spatial_dims: int) -> list[tuple[int, ...]]:
-    """All non-empty subsets of the spatial axes of a (B, C, *spatial) tensor (nnU-Net's mirroring)."""
-    axes = range(2, 2 + spatial_dims)
-    return [c for r in range(1, spatial_dims + 1) for c in itertools.combinations(axes, r)]
-
-
-def make_predictor(model: torch.nn.Module, mirror: bool = False, amp: str = "none",
-                   device: torch.device | str = "cpu",
-                   on_windows: Callable[[int], None] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Window -> softmax probabilities; with `mirror`, the mean over the identity and all flips:
-    p = 2^-d * sum_{F subset of axes} flip_F(softmax(f(flip_F(x))))."""
-    device = torch.device(device)
-    use_bf16 = amp == "bf16" and device.type == "cuda"
-
-    def forward(patch: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            return torch.softmax(model(patch).float(), dim=1)
-
-    def predictor(patch: torch.Tensor) -> torch.Tensor:
-        probs = forward(patch)
-        if mirror:
-            flips = flip_axes_combinations(patch.ndim - 2)
-            for axes in flips:
-                probs = probs + forward(patch.flip(axes)).flip(axes)
-            probs = probs / (1 + len(flips))
-        if on_windows is not None:
-            on_windows(int(patch.shape[0]))
-        return probs
-
-    return predictor
-
-
-@torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, image: np.ndarray, patch_size, overlap: float = 0.5,
-                          sw_batch_size: int = 4, device: str | torch.device = "cpu",
-                          mirror: bool = False, amp: str = "none", *, slices_per_chunk: int = 64,
-                          progress: bool | None = False) -> np.ndarray:
-    """Softmax probabilities (K, Z, Y, X), float32 on the CPU, for one volume (C, Z, Y, X) on its
-    own grid. A 2D `patch_size` runs the network on axial slices, `slices_per_chunk` at a time;
-    a 3D one on 3D windows. Windows run on `device`; the blended output stays on the CPU.
-    `progress`: a tqdm bar over windows (None: only on a terminal)."""
-    from monai.inferers import sliding_window_inference
-    from tqdm import tqdm
-
-    model.eval()
-    device = torch.device(device)
-    patch = tuple(int(p) for p in patch_size)
-    dims = len(patch)
-    if dims not in (2, 3):
-        raise DicebenchError(f"patch_size {list(patch)} must have 2 or 3 entries")
-    if image.ndim != 4:
-        raise DicebenchError(f"expected an image of shape (C, Z, Y, X), got {image.shape}")
-    c, nz, ny, nx = image.shape
-    if dims == 2:
-        total = nz * _num_windows((ny, nx), patch, overlap)
-    else:
-        total = _num_windows((nz, ny, nx), patch, overlap)
-    bar = tqdm(total=total, desc="windows", unit="win", leave=False, disable=None if progress is None
-               else not progress, mininterval=1 if sys.stderr.isatty() else 10)
-    predictor = make_predictor(model, mirror, amp, device, on_windows=bar.update)
-
-    def sliding(x: torch.Tensor) -> torch.Tensor:
-        out = sliding_window_inference(x, patch, sw_batch_size, predictor, overlap=overlap, mode="gaussian",
-                                       sw_device=device, device="cpu", progress=False)
-        return out.float()
-
-    try:
-        if dims == 3:
-            x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).unsqueeze(0)
-            return sliding(x)[0].numpy()
-        result: np.ndarray | None = None
-        step = max(1, int(slices_per_chunk))
-        for z0 in range(0, nz, step):
-            chunk = np.ascontiguousarray(image[:, z0:z0 + step].transpose(1, 0, 2, 3), dtype=np.float32)
-            out = sliding(torch.from_numpy(chunk))  # (slices, K, Y, X)
-            if result is None:
-                result = np.empty((out.shape[1], nz, ny, nx), dtype=np.float32)
-            result[:, z0:z0 + out.shape[0]] = out.permute(1, 0, 2, 3).numpy()
-        assert result is not None
-        return result
-    finally:
-        bar.close()
 
 
 def labels_on_reference(probs: np.ndarray, grid: sitk.Image, reference: sitk.Image,
@@ -253,59 +138,11 @@ def load_model(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
     return model.to(device), meta
 
 
-_GPU_LOCK = None  # held for the life of the process
-
-
-def _claim_free_gpu(count: int, lock_dir: str | None = None) -> int:
-    """Index of a GPU no other dicebench process on this machine holds, by a per-GPU file lock.
-
-    On a workstation with several GPUs (profiles/workstation), Snakemake runs up to one GPU
-    job per GPU but does not say which GPU a job should use; each job claims a free one here.
-    A claim ends with the process, so a killed job frees its GPU. Falls back to GPU 0 when all
-    are taken (more jobs than GPUs were allowed)."""
-    import fcntl
-    import tempfile
-
-    global _GPU_LOCK
-    folder = Path(lock_dir or os.environ.get("DICEBENCH_GPU_LOCKS", tempfile.gettempdir()))
-    for index in range(count):
-        handle = open(folder / f"dicebench-gpu{index}.lock", "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _GPU_LOCK = handle
-        return index
-    return 0
-
-
-def auto_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        count = torch.cuda.device_count()
-        return torch.device(f"cuda:{_claim_free_gpu(count)}" if count > 1 else "cuda")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DicebenchError(f"device '{requested}' requested but no CUDA device is available")
-    return torch.device(requested)
-
-
-def resolve_settings(settings: dict | None) -> dict:
-    """Defaults filled in; unknown keys and bad values are a DicebenchError."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise DicebenchError(f"inference settings: unknown key(s) {unknown}; valid: {sorted(DEFAULT_SETTINGS)}")
-    s = {**DEFAULT_SETTINGS, **settings}
-    if not (isinstance(s["overlap"], (int, float)) and 0 <= s["overlap"] < 1):
-        raise DicebenchError(f"inference settings: overlap must be in [0, 1), got {s['overlap']!r}")
-    for key in ("sw_batch_size", "slices_per_chunk"):
-        if not (isinstance(s[key], int) and not isinstance(s[key], bool) and s[key] >= 1):
-            raise DicebenchError(f"inference settings: {key} must be an integer >= 1, got {s[key]!r}")
-    if s["amp"] not in ("none", "bf16"):
-        raise DicebenchError(f"inference settings: amp must be 'none' or 'bf16', got {s['amp']!r}")
-    return s
+def resolve_settings(settings: dict | InferenceSettings | None) -> InferenceSettings:
+    """Defaults (from the config schema) filled in; unknown keys and bad values are a DicebenchError."""
+    if isinstance(settings, InferenceSettings):
+        return settings
+    return InferenceSettings.from_dict(settings)
 
 
 def list_cases(images_dir: Path) -> list[str]:
@@ -320,9 +157,10 @@ def predict_case(model: torch.nn.Module, meta: dict, channels: list[sitk.Image],
     the probabilities (K, Z, Y, X) on the same grid."""
     s = resolve_settings(settings)
     image = np.stack([sitk.GetArrayFromImage(g) for g in channels]).astype(np.float32, copy=False)
-    probs = predict_probabilities(model, image, meta["patch_size"], s["overlap"], s["sw_batch_size"], device,
-                                  s["mirror"], s["amp"], slices_per_chunk=s["slices_per_chunk"], progress=progress)
-    labels, on_ref = labels_on_reference(probs, channels[0], reference, s["save_probabilities"])
+    window = meta.get("window") or meta["patch_size"]
+    probs = predict_probabilities(model, image, window, s.overlap, s.sw_batch_size, device,
+                                  s.mirror, s.amp, slices_per_chunk=s.slices_per_chunk, progress=progress)
+    labels, on_ref = labels_on_reference(probs, channels[0], reference, s.save_probabilities)
     del probs
     label = sitk.GetImageFromArray(labels)
     label.CopyInformation(reference)
@@ -365,7 +203,7 @@ def predict_folder(model: torch.nn.Module, meta: dict, images_dir: Path, referen
         dst = out_dir / f"{case}.nii.gz"
         prob_dst = out_dir / f"{case}_probabilities.nii.gz"
         written.append(dst)
-        if dst.exists() and (not s["save_probabilities"] or prob_dst.exists()):
+        if dst.exists() and (not s.save_probabilities or prob_dst.exists()):
             continue
         channels = [read_image(images_dir / f"{case}_{c:04d}.nii.gz") for c in range(n_channels)]
         reference = read_image(reference_dir / f"{case}_0000.nii.gz")
@@ -377,12 +215,22 @@ def predict_folder(model: torch.nn.Module, meta: dict, images_dir: Path, referen
 
 
 def predict_dataset(model_path: Path, images_dir: Path, reference_dir: Path, out_dir: Path,
-                    settings: dict | None = None) -> list[Path]:
-    """`predict_folder` with the model loaded from `model_path` onto settings["device"]."""
+                    settings: dict | None = None, threads: int | None = None) -> list[Path]:
+    """`predict_folder` with the model loaded from `model_path` onto the settings' device;
+    `predictions/inference.json` records the model, settings, device, threads and code version
+    (`dicebench stale` compares the code version with the current one)."""
+    from dicebench.provenance import step_code_version
+
     s = resolve_settings(settings)
-    device = auto_device(s["device"])
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = auto_device(s.device)
     model, meta = load_model(model_path, device)
-    return predict_folder(model, meta, images_dir, reference_dir, out_dir, s, device)
+    written = predict_folder(model, meta, images_dir, reference_dir, out_dir, s, device)
+    write_json(Path(out_dir) / "inference.json", {
+        "model": str(model_path), "settings": s.to_dict(), "device": str(device),
+        "compute_threads": torch.get_num_threads(), "code_version": step_code_version("infer")})
+    return written
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -390,12 +238,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, type=Path, help="preprocessed imagesTs folder")
     p.add_argument("--reference", required=True, type=Path, help="raw imagesTs folder (original geometry)")
     p.add_argument("--out", required=True, type=Path, help="folder for {case}.nii.gz predictions")
-    p.add_argument("--settings", default="{}", help="JSON: " + ", ".join(DEFAULT_SETTINGS))
+    p.add_argument("--settings", default="{}", help="JSON: the config's `inference` keys")
+    p.add_argument("--runtime", default="{}", help="JSON: result-neutral keys (sw_batch_size, slices_per_chunk)")
+    p.add_argument("--threads", type=int, default=None, help="torch compute threads")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = json_option(args.settings, "--settings")
-    if not isinstance(settings, dict):
-        raise DicebenchError("--settings must be a JSON object")
-    predict_dataset(args.model, args.images, args.reference, args.out, settings)
+    runtime = json_option(args.runtime, "--runtime")
+    if not isinstance(settings, dict) or not isinstance(runtime, dict):
+        raise DicebenchError("--settings and --runtime must be JSON objects")
+    predict_dataset(args.model, args.images, args.reference, args.out, {**settings, **runtime}, args.threads)
     return 0

@@ -29,6 +29,7 @@ from dicebench.errors import DicebenchError
 
 __all__ = [
     "LOSSES",
+    "WEIGHTINGS",
     "LossSpec",
     "LossParam",
     "get_loss",
@@ -49,6 +50,8 @@ __all__ = [
     "DiceCELoss",
 ]
 
+# Shen et al. 2018's class weightings (eqs. 3-5), for losses with `uses_weighting`.
+WEIGHTINGS = ("uniform", "simple", "square")
 _NO_WEIGHTING = (None, "none")
 # Arguments the registry supplies, never the config.
 _INTERNAL = ("self", "class_stats", "name", "weighting")

@@ -120,7 +120,7 @@ def dice_gradient_map(
     return torch.where(onehot > 0.5, fg, bg)
 
 
-WEIGHTINGS = ("uniform", "simple", "square")
+from dicebench.losses import WEIGHTINGS  # noqa: E402 (the registry, torch-free)
 
 
 def shen_weights(class_stats: dict | None, weighting: str, eps: float = 1.0, name: str = "weighted_dice") -> torch.Tensor | None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dicebench.errors import DicebenchError
-from dicebench.grid import DEFAULT_EMPTY_POLICY, patch_label
+from dicebench.grid import gdl_policy, patch_label
 
 CELL_KEYS = ["dataset", "network", "loss", "weighting", "lr", "seed"]
 CASE_COLUMNS = ["experiment", *CELL_KEYS, "case", "class_index", "class", "dsc", "hd95"]
@@ -45,8 +45,7 @@ def loss_variant(settings: dict) -> str:
     """The loss as the sub-patching sweep tells its lines apart: GDL with its empty-class policy
     ("gdl (zero)"), a class weighting after a dash, any other loss by its name."""
     if settings["loss"] == "gdl":
-        policy = (settings.get("loss_params") or {}).get("empty_policy", DEFAULT_EMPTY_POLICY)
-        return f"gdl ({policy})"
+        return f"gdl ({gdl_policy(settings.get('loss_params'))})"
     weighting = settings.get("weighting", "none")
     return settings["loss"] if weighting == "none" else f"{settings['loss']}-{weighting}"
 

@@ -58,13 +58,19 @@ def dataset_info(dataset_dir: Path) -> dict:
     return read_json(Path(dataset_dir) / "dataset.json")
 
 
-def split_cases(cases: list[str], val_fraction: float, split_seed: int = 0) -> tuple[list[str], list[str]]:
-    """A fixed train/validation split of the training cases, shared by every cell of a dataset."""
-    order = np.random.default_rng(split_seed).permutation(len(cases))
-    n_val = max(1, int(round(len(cases) * val_fraction)))
-    if n_val >= len(cases):
-        raise DicebenchError(f"{len(cases)} training case(s) cannot give a validation split of {val_fraction}")
-    val = sorted(cases[i] for i in order[:n_val])
+def split_cases(cases: list[str], val_fraction: float, split_seed: int = 0,
+                patients: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """A fixed train/validation split of the training cases, shared by every cell of a dataset,
+    drawn by patient: all cases of one patient (ACDC's ED and ES frames) fall on one side.
+    `patients` maps case -> patient (dataset.json "cases"); a case without one is its own patient."""
+    patients = patients or {}
+    groups = list(dict.fromkeys(patients.get(c, c) for c in cases))
+    order = np.random.default_rng(split_seed).permutation(len(groups))
+    n_val = max(1, int(round(len(groups) * val_fraction)))
+    if n_val >= len(groups):
+        raise DicebenchError(f"{len(groups)} training patient(s) cannot give a validation split of {val_fraction}")
+    val_groups = {groups[i] for i in order[:n_val]}
+    val = sorted(c for c in cases if patients.get(c, c) in val_groups)
     return [c for c in cases if c not in val], val
 
 

@@ -1,26 +1,30 @@
 """Train one cell of the grid: (dataset, network, loss, weighting, lr, seed).
 
+The loop reads as nnU-Net's `run_training` does: `setup` (data, model, loss, optimizer),
+`resume` (a `TrainState` from the checkpoint, or a fresh one), then per iteration
+`train_step`, and every few iterations `validate` and `save_checkpoint`; `finish` writes the
+models and `cell.json`.
+
 A cell a cluster can trust:
-- seeded: the same settings give the same weights and metrics on the CPU, bit for bit;
-- resumable: every `checkpoint_interval` iterations the model, optimizer, scheduler, torch
-  RNG state (CPU and CUDA), iteration, running loss and log are written atomically to
-  `checkpoint.pt`; a job killed at any point (even `kill -9`) and rerun continues from there
-  and ends with the same weights and log. The patch sampler needs no saved state: each
-  iteration's generator is seeded by (seed, iteration). A checkpoint written for other
-  settings (fingerprint) is discarded and the cell starts afresh;
+- seeded: the same settings give the same weights and metrics on the CPU, bit for bit (for the
+  same `compute_threads`: on the CPU the thread count is part of a cell's identity);
+- resumable: every `checkpoint_interval` iterations the model, optimizer, scheduler, torch RNG
+  state (CPU and CUDA) and the `TrainState` are written atomically to `checkpoint.pt`; a job
+  killed at any point (even `kill -9`) and rerun continues from there and ends with the same
+  weights and log. The patch sampler needs no saved state: each iteration's generator is
+  seeded by (seed, iteration). A checkpoint written for other settings is discarded;
 - safe to load: `torch.load(..., weights_only=True)`: a checkpoint never executes code;
-- traceable: `cell.json` records the resolved settings, package versions, git commit,
-  device, wall time, peak memory and parameter count.
+- traceable: `cell.json` records the resolved settings, package versions, git commit, the
+  training code's version, device, wall and CPU time, peak memory, parameter count, and
+  whether the run converged (`convergence`, rule below).
 
 Outputs in the cell folder: `model.pt` (last), `model_best.pt` (best validation Dice),
 `log.csv` (iteration, mean training loss since the last row, validation Dice, lr),
 `split.json`, `cell.json`.
 
-Each iteration's batch is drawn from a generator seeded by (seed, iteration), so background
-loading threads (`recipe.data_workers`, on by default on CUDA) and resumption never change
-which patches a run sees. On CUDA: bf16 autocast, channels-last memory format, pinned
-host memory, cuDNN autotuning (`recipe.cuda_deterministic: true` trades speed for
-reproducibility). The CUDA path has not been run on a GPU in this repository's tests.
+On CUDA: bf16 autocast, channels-last memory format, pinned host memory, cuDNN autotuning
+(`recipe.cuda_deterministic: true` trades speed for reproducibility). The CUDA path has not
+been run on a GPU in this repository's tests.
 """
 
 from __future__ import annotations
@@ -33,12 +37,10 @@ import json
 import math
 import os
 import pickle
-import platform
-import subprocess
 import sys
 import time
 import warnings
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +48,19 @@ import torch
 
 from dicebench.errors import DicebenchError
 from dicebench.io import atomic_path, json_option, write_json, write_text
+from dicebench.settings import CellSettings, InferenceSettings
 from dicebench.training.sampling import (BatchLoader, absent_classes, dataset_info, iteration_rng, list_cases,
                                          load_case, offline_augment, sample_batch, split_cases)
 
 # No wall time here: log.csv is bit-for-bit the same for the same seed on the CPU (cell.json has it).
 LOG_FIELDS = ["iteration", "train_loss", "val_dice", "lr"]
+
+# The convergence rule (recorded in cell.json, drawn in the learning curves).
+CONVERGENCE_RULE = ("converged: the best validation DSC of the last quarter of training is within 1 DSC point "
+                    "of the run's best, and in the last quarter the mean training loss fell by at most 5 % of "
+                    "its total fall (third- vs fourth-quarter means)")
+PLATEAU_DSC = 0.01
+PLATEAU_LOSS = 0.05
 
 
 def make_optimizer(params, name: str, lr: float, options: dict) -> torch.optim.Optimizer:
@@ -77,23 +87,6 @@ def make_scheduler(optimizer, schedule: dict | None, iterations: int):
     raise DicebenchError(f"unknown lr schedule '{kind}' (constant | step | poly)")
 
 
-def provenance() -> dict:
-    packages = {}
-    for name in ("dicebench", "torch", "monai", "numpy", "scipy", "SimpleITK", "antspyx", "nibabel", "snakemake"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
-    try:
-        root = Path(__file__).resolve().parents[3]
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"packages": packages, "git_commit": commit, "python": sys.version.split()[0],
-            "platform": platform.platform(), "hostname": platform.node()}
-
-
 def hard_dice_objects(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
     """Mean Dice 2|P∩G|/(|P|+|G|) over the object classes present in either map.
 
@@ -106,6 +99,27 @@ def hard_dice_objects(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> flo
     if not present.any():
         return float("nan")
     return float(np.mean(2.0 * inter[present] / (n_pred + n_gt)[present]))
+
+
+def convergence(log_rows: list[dict], iterations: int) -> dict:
+    """Whether the run plateaued, by CONVERGENCE_RULE, from its log rows."""
+    val = [(r["iteration"], r["val_dice"]) for r in log_rows if r["val_dice"] != "" and np.isfinite(r["val_dice"])]
+    loss = [(r["iteration"], r["train_loss"]) for r in log_rows]
+    out = {"converged": False, "rule": CONVERGENCE_RULE, "best_val_dice": math.nan,
+           "best_val_dice_last_quarter": math.nan, "loss_drop_last_quarter": math.nan}
+    if not val or not loss:
+        return out
+    q3, q4 = iterations / 2, 3 * iterations / 4
+    best = max(v for _, v in val)
+    last = [v for it, v in val if it > q4]
+    third = [v for it, v in loss if q3 < it <= q4]
+    fourth = [v for it, v in loss if it > q4]
+    fall = loss[0][1] - min(v for _, v in loss)
+    drop = (np.mean(third) - np.mean(fourth)) / fall if third and fourth and fall > 0 else math.nan
+    out.update(best_val_dice=float(best), best_val_dice_last_quarter=float(max(last)) if last else math.nan,
+               loss_drop_last_quarter=float(drop))
+    out["converged"] = bool(last and max(last) >= best - PLATEAU_DSC and np.isfinite(drop) and drop <= PLATEAU_LOSS)
+    return out
 
 
 def _save_model(path: Path, model: torch.nn.Module, meta: dict) -> None:
@@ -122,13 +136,6 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def settings_fingerprint(settings: dict) -> str:
-    """What a checkpoint must match to be resumed: the settings that shape the run."""
-    keep = {k: v for k, v in settings.items() if k not in ("threads", "device")}
-    keep["recipe"] = {k: v for k, v in keep.get("recipe", {}).items() if k != "data_workers"}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def load_checkpoint(path: Path, device: torch.device) -> dict:
     """A resumable checkpoint; weights_only, so a checkpoint never executes code."""
     try:
@@ -137,13 +144,6 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise DicebenchError(f"{path}: unreadable or unsafe checkpoint ({first}); "
                              "delete it to restart the cell") from None
-
-
-def _loader_workers(recipe: dict, device: torch.device) -> int:
-    workers = recipe.get("data_workers")
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
-    return int(workers)
 
 
 def _memory_format(dims: int):
@@ -201,203 +201,336 @@ def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
     return float(loss.item())  # one host sync per step, after the GPU work has been queued
 
 
-def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict, out_dir: Path,
-               stop_after: int | None = None) -> dict:
-    """Train one cell; returns the summary written to cell.json. `stop_after` ends the run
-    early right after that iteration's checkpoint (used to test resumption)."""
-    from dicebench.inference.predict import auto_device, predict_probabilities
-    from dicebench.losses import get_loss
-    from dicebench.networks import count_parameters, get_network, network_dims
-    from dicebench.preprocessing.class_stats import load_class_stats
+# ---------------------------------------------------------------- the run and its state
 
-    # CPU max_unpool (ENet) scatters to unique indices: deterministic in practice.
-    warnings.filterwarnings("ignore", message="max_unpooling.*does not have a deterministic implementation")
-    t0 = time.time()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recipe = settings["recipe"]
-    seed = int(settings["seed"])
-    threads = int(settings.get("threads") or os.environ.get("DICEBENCH_THREADS", 0) or 0)
+
+@dataclass
+class Run:
+    """What `setup` builds once: the cell's settings, data, model, loss and optimisation."""
+
+    settings: CellSettings
+    dataset_dir: Path
+    out_dir: Path
+    device: torch.device
+    amp: str
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_cases: list
+    val_cases: list
+    split: dict
+    num_classes: int
+    labels: dict
+    meta: dict
+    memory_format: object
+    data_workers: int
+    sw_batch_size: int
+    validation_overlap: float
+
+    @property
+    def recipe(self):
+        return self.settings.recipe
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+
+@dataclass
+class TrainState:
+    """Everything of a run that changes while it trains and must survive a restart."""
+
+    iteration: int = 0
+    best: float = -1.0
+    log: list[dict] = field(default_factory=list)
+    running: list[float] = field(default_factory=list)
+    wall_s: float = 0.0  # before this process
+    cpu_s: float = 0.0  # likewise
+    drawn: int = 0
+    empty: np.ndarray | None = None
+
+    def to_checkpoint(self, run: Run, fingerprint: str, wall_s: float, cpu_s: float) -> dict:
+        state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                 "scheduler": run.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "fingerprint": fingerprint, "iteration": self.iteration, "best": self.best,
+                 "log": json.dumps(self.log), "running": json.dumps(self.running),
+                 "elapsed": wall_s, "cpu_seconds": cpu_s, "drawn": self.drawn,
+                 "empty": json.dumps(self.empty.tolist())}
+        if run.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
+        return state
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, run: Run) -> "TrainState":
+        """The state saved in `ckpt`, with the model, optimizer, scheduler and RNG restored."""
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if run.device.type == "cuda" and "cuda_rng" in ckpt:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), run.device)
+        return cls(iteration=int(ckpt["iteration"]), best=float(ckpt["best"]), log=json.loads(ckpt["log"]),
+                   running=[float(v) for v in json.loads(ckpt["running"])], wall_s=float(ckpt["elapsed"]),
+                   cpu_s=float(ckpt.get("cpu_seconds", 0.0)), drawn=int(ckpt["drawn"]),
+                   empty=np.asarray(json.loads(ckpt["empty"]), dtype=np.int64))
+
+
+def settings_fingerprint(settings: CellSettings) -> str:
+    """What a checkpoint must match to be resumed: the result-affecting settings."""
+    return hashlib.sha256(json.dumps(settings.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _threads_and_determinism(settings: CellSettings, device: torch.device) -> None:
+    threads = int(settings.compute_threads or os.environ.get("DICEBENCH_THREADS", 0) or 0)
     if threads:
         torch.set_num_threads(threads)
-    device = auto_device(settings.get("device") or os.environ.get("DICEBENCH_DEVICE", "auto"))
-    amp = recipe.get("amp", "bf16") if device.type == "cuda" else "none"
-    if device.type == "cuda" and not recipe.get("cuda_deterministic", False):
+    if device.type == "cuda" and not settings.recipe.cuda_deterministic:
         torch.backends.cudnn.benchmark = True  # fastest kernels; CUDA runs are not bit-reproducible
         torch.use_deterministic_algorithms(False)
     else:
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.manual_seed(seed)
 
+
+def _load_split(dataset_dir: Path, recipe, in_channels: int, seed: int) -> tuple[list, list, dict]:
+    """Training and validation cases (a fixed split drawn by patient), with Liu & Fu's offline
+    deformed copies added to the training cases when the recipe asks for them."""
     info = dataset_info(dataset_dir)
-    num_classes = len(info["labels"])
-    in_channels = len(info["channel_names"])
     cases = list_cases(dataset_dir, "Tr")
-    train_names, val_names = split_cases(cases, recipe.get("val_fraction", 0.2), recipe.get("split_seed", 0))
-    write_json(out_dir / "split.json", {"train": train_names, "validation": val_names})
+    patients = {c: str(v.get("patient", c)) for c, v in (info.get("cases") or {}).items() if isinstance(v, dict)}
+    train_names, val_names = split_cases(cases, recipe.val_fraction, recipe.split_seed, patients)
     train_cases = [load_case(dataset_dir, c, "Tr", in_channels) for c in train_names]
     val_cases = [load_case(dataset_dir, c, "Tr", in_channels) for c in val_names]
-    augment = dict(recipe.get("augment") or {})
+    augment = dict(recipe.augment or {})
     if int(augment.get("offline_copies", 0)) > 0:  # Liu & Fu: k deformed copies of each scan
         train_cases = offline_augment(train_cases, int(augment["offline_copies"]),
                                       float(augment.get("offline_sigma", 15.0)), seed,
                                       int(augment.get("elastic_control_points", 4)))
+    return train_cases, val_cases, {"train": train_names, "validation": val_names}
 
-    net_params = dict(settings.get("network_params") or {})
-    dims = network_dims(settings["network"], **net_params)
-    patch = tuple(int(v) for v in recipe["patch_size"])
-    if len(patch) != dims:
-        raise DicebenchError(f"network '{settings['network']}' is {dims}D but patch_size {list(patch)} has "
-                             f"{len(patch)} entries")
-    model = get_network(settings["network"], in_channels, num_classes, **net_params).to(device)
-    channels_last = device.type == "cuda" and bool(recipe.get("channels_last", True))
+
+def setup(dataset_dir: Path, class_stats_path: Path | None, settings: CellSettings, out_dir: Path,
+          runtime: dict | None = None) -> Run:
+    """Threads, device, data, model, loss, optimizer and schedule of one cell."""
+    from dicebench.device import auto_device
+    from dicebench.losses import get_loss
+    from dicebench.networks import get_network, network_dims
+    from dicebench.preprocessing.class_stats import load_class_stats
+
+    # CPU max_unpool (ENet) scatters to unique indices: deterministic in practice.
+    warnings.filterwarnings("ignore", message="max_unpooling.*does not have a deterministic implementation")
+    runtime = dict(runtime or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    recipe = settings.recipe
+    device = auto_device(runtime.get("device") or os.environ.get("DICEBENCH_DEVICE", "auto"))
+    _threads_and_determinism(settings, device)
+    torch.manual_seed(settings.seed)
+
+    info = dataset_info(dataset_dir)
+    in_channels = len(info["channel_names"])
+    train_cases, val_cases, split = _load_split(Path(dataset_dir), recipe, in_channels, settings.seed)
+    write_json(out_dir / "split.json", split)
+
+    dims = network_dims(settings.network, **settings.network_params)
+    if len(recipe.patch_size) != dims:
+        raise DicebenchError(f"network '{settings.network}' is {dims}D but patch_size {list(recipe.patch_size)} has "
+                             f"{len(recipe.patch_size)} entries")
+    num_classes = len(info["labels"])
+    model = get_network(settings.network, in_channels, num_classes, **settings.network_params).to(device)
+    channels_last = device.type == "cuda" and bool(recipe.channels_last)
     if channels_last:
         model = model.to(memory_format=_memory_format(dims))
     stats = load_class_stats(class_stats_path) if class_stats_path else None
-    loss_fn = get_loss(settings["loss"], class_stats=stats, weighting=settings.get("weighting", "none"),
-                       **(settings.get("loss_params") or {}))
-    iterations = int(recipe["iterations"])
-    lr = float(settings["lr"])
-    optimizer = make_optimizer(model.parameters(), recipe["optimizer"], lr, recipe.get("optimizer_params"))
-    scheduler = make_scheduler(optimizer, recipe.get("lr_schedule"), iterations)
-    meta = {"network": settings["network"], "network_params": net_params, "in_channels": in_channels,
-            "num_classes": num_classes, "patch_size": list(patch), "dims": dims, "labels": info["labels"]}
-    fingerprint = settings_fingerprint(settings)
+    loss_fn = get_loss(settings.loss, class_stats=stats, weighting=settings.weighting, **settings.loss_params)
+    optimizer = make_optimizer(model.parameters(), recipe.optimizer, settings.lr, recipe.optimizer_params)
+    scheduler = make_scheduler(optimizer, recipe.lr_schedule, recipe.iterations)
+    meta = {"network": settings.network, "network_params": settings.network_params, "in_channels": in_channels,
+            "num_classes": num_classes, "patch_size": list(recipe.patch_size), "window": list(recipe.window),
+            "dims": dims, "labels": info["labels"]}
+    workers = runtime.get("data_workers", recipe.data_workers)
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    inference_defaults = InferenceSettings.from_dict({})
+    overlap = settings.validation_overlap
+    return Run(settings=settings, dataset_dir=Path(dataset_dir), out_dir=out_dir, device=device,
+               amp=(recipe.amp or "bf16") if device.type == "cuda" else "none", model=model, loss_fn=loss_fn,
+               optimizer=optimizer, scheduler=scheduler, train_cases=train_cases, val_cases=val_cases, split=split,
+               num_classes=num_classes, labels=info["labels"], meta=meta,
+               memory_format=_memory_format(dims) if channels_last else None, data_workers=int(workers),
+               sw_batch_size=int(runtime.get("sw_batch_size", inference_defaults.sw_batch_size)),
+               validation_overlap=float(inference_defaults.overlap if overlap is None else overlap))
 
-    log_rows: list[dict] = []
-    running: list[float] = []
-    # Training patches drawn, and how many of them lacked each class: the empty-patch share
-    # that the sub-patching sweep plots against patch size (Kervadec & de Bruijne 2023, Sec. 2).
-    drawn, empty = 0, np.zeros(num_classes, dtype=np.int64)
-    start, best, elapsed_before = 0, -1.0, 0.0
-    ckpt_path = out_dir / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, device)
-        if ckpt.get("fingerprint") != fingerprint:
-            print(f"{ckpt_path}: written for other settings; starting the cell afresh", file=sys.stderr)
-            ckpt_path.unlink()
-        else:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            torch.set_rng_state(ckpt["torch_rng"].cpu())
-            if device.type == "cuda" and "cuda_rng" in ckpt:
-                torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
-            start, best = int(ckpt["iteration"]), float(ckpt["best"])
-            log_rows = json.loads(ckpt["log"])
-            running = [float(v) for v in json.loads(ckpt["running"])]
-            elapsed_before = float(ckpt["elapsed"])
-            drawn, empty = int(ckpt["drawn"]), np.asarray(json.loads(ckpt["empty"]), dtype=np.int64)
-            print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
 
-    if start == 0:  # a fresh start: no best weights or log of an earlier attempt may survive
-        for stale in ("model_best.pt", "model.pt", "log.csv", "cell.json"):
-            (out_dir / stale).unlink(missing_ok=True)
+def resume(run: Run) -> TrainState:
+    """The state of the checkpoint written for these settings, else a fresh start (which
+    removes every output an earlier attempt left, so no stale best model or log survives)."""
+    fresh = TrainState(empty=np.zeros(run.num_classes, dtype=np.int64))
+    path = run.checkpoint_path
+    if path.exists():
+        ckpt = load_checkpoint(path, run.device)
+        if ckpt.get("fingerprint") == settings_fingerprint(run.settings):
+            print(f"resuming from {path} at iteration {int(ckpt['iteration'])}", file=sys.stderr)
+            return TrainState.from_checkpoint(ckpt, run)
+        print(f"{path}: written for other settings; starting the cell afresh", file=sys.stderr)
+        path.unlink()
+    for stale in ("model_best.pt", "model.pt", "log.csv", "cell.json"):
+        (run.out_dir / stale).unlink(missing_ok=True)
+    return fresh
 
-    val_interval = int(recipe.get("val_interval", max(1, iterations // 5)))
-    ckpt_interval = int(recipe.get("checkpoint_interval", val_interval))
-    # The training loss is logged more often than validation runs, for the learning curves.
-    log_interval = int(recipe.get("log_interval", min(val_interval, 10)))
-    batch_size = int(recipe["batch_size"])
-    fg = float(recipe.get("fg_oversample", 0.0))
-    workers = _loader_workers(recipe, device)
+
+def batches(run: Run, start: int) -> BatchLoader:
+    """The batches of iterations start..end, each a pure function of (seed, iteration), with
+    the count of patches lacking each class (the sub-patching sweep's empty share)."""
+    r = run.recipe
 
     def make_batch(it: int):
-        x, y = sample_batch(train_cases, iteration_rng(seed, it), batch_size, patch, fg, augment)
-        return x, y, absent_classes(y, num_classes)
+        x, y = sample_batch(run.train_cases, iteration_rng(run.settings.seed, it), r.batch_size, r.patch_size,
+                            r.fg_oversample or 0.0, r.augment)
+        return x, y, absent_classes(y, run.num_classes)
 
-    loader = BatchLoader(make_batch, start, iterations, workers=workers, prefetch=2, pin=device.type == "cuda")
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    bar = Progress(iterations, start)
-    stream = iter(loader)
-    try:
-        for it, x, y, absent in stream:
-            drawn += len(y)
-            empty += absent
-            loss = training_step(model, optimizer, loss_fn, x, y, device, amp,
-                                 _memory_format(dims) if channels_last else None)
-            if not math.isfinite(loss):
-                raise DicebenchError(f"{out_dir}: the loss became {loss} at iteration {it + 1}")
-            scheduler.step()
-            running.append(loss)
-            bar.update(running[-1])
-            done = it + 1
-            validate = done % val_interval == 0 or done == iterations
-            if validate or done % log_interval == 0:
-                val = float("nan")
-                if validate:
-                    val = float(np.mean([hard_dice_objects(
-                        np.argmax(predict_probabilities(model, c.image, patch, 0.5, 4, device, amp=amp), 0),
-                        c.label, num_classes) for c in val_cases]))
-                log_rows.append({"iteration": done, "train_loss": float(np.mean(running)),
-                                 "val_dice": val if validate else "", "lr": optimizer.param_groups[0]["lr"]})
-                running = []
-                if validate and np.isfinite(val) and val > best:
-                    best = float(val)
-                    _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": done, "val_dice": best})
-                _write_log(out_dir / "log.csv", log_rows)
-            if done % ckpt_interval == 0 and done < iterations:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                         "iteration": done, "best": best, "fingerprint": fingerprint,
-                         "log": json.dumps(log_rows), "running": json.dumps(running),
-                         "elapsed": elapsed_before + time.time() - t0,
-                         "drawn": drawn, "empty": json.dumps(empty.tolist())}
-                if device.type == "cuda":
-                    state["cuda_rng"] = torch.cuda.get_rng_state(device)
-                with atomic_path(ckpt_path) as tmp:
-                    torch.save(state, tmp)
-                if stop_after is not None and done >= stop_after:
-                    return {}
-    finally:
-        stream.close()  # stops the loader threads
-        bar.close()
-    if not (out_dir / "model_best.pt").exists():
-        _save_model(out_dir / "model_best.pt", model, {**meta, "iteration": iterations, "val_dice": best})
-    _save_model(out_dir / "model.pt", model, {**meta, "iteration": iterations})
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return BatchLoader(make_batch, start, r.iterations, workers=run.data_workers, prefetch=2,
+                       pin=run.device.type == "cuda")
+
+
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> float:
+    loss = training_step(run.model, run.optimizer, run.loss_fn, x, y, run.device, run.amp, run.memory_format)
+    run.scheduler.step()
+    return loss
+
+
+def validate(run: Run) -> float:
+    """Mean object-class Dice over the validation cases, predicted as inference predicts
+    (the same sliding window, overlap and window batch)."""
+    from dicebench.sliding_window import predict_probabilities
+
+    scores = []
+    for case in run.val_cases:
+        probs = predict_probabilities(run.model, case.image, run.recipe.window, run.validation_overlap,
+                                      run.sw_batch_size, run.device, amp=run.amp)
+        scores.append(hard_dice_objects(np.argmax(probs, 0), case.label, run.num_classes))
+    return float(np.mean(scores))
+
+
+def save_checkpoint(run: Run, state: TrainState, wall_s: float, cpu_s: float) -> None:
+    with atomic_path(run.checkpoint_path) as tmp:
+        torch.save(state.to_checkpoint(run, settings_fingerprint(run.settings), wall_s, cpu_s), tmp)
+
+
+def finish(run: Run, state: TrainState, wall_s: float, cpu_s: float, resumed_from: int) -> dict:
+    """model.pt, model_best.pt (if no validation ran), cell.json; the checkpoint removed."""
+    from dicebench.networks import count_parameters
+    from dicebench.provenance import provenance, step_code_version
+
+    iterations = run.recipe.iterations
+    if not (run.out_dir / "model_best.pt").exists():
+        _save_model(run.out_dir / "model_best.pt", run.model, {**run.meta, "iteration": iterations,
+                                                               "val_dice": state.best})
+    _save_model(run.out_dir / "model.pt", run.model, {**run.meta, "iteration": iterations})
+    cuda = run.device.type == "cuda"
+    peak = torch.cuda.max_memory_allocated(run.device) if cuda else None
     try:
         import resource
 
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     except ImportError:
         peak_rss_mb = None
+    drawn = state.drawn
     summary = {
-        "settings": settings,
-        "dataset_dir": str(dataset_dir),
-        "split": {"train": train_names, "validation": val_names},
-        "training_volumes": len(train_cases),  # with offline_copies k: (k + 1) x the training split
-        "parameters": count_parameters(model),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "amp": amp,
-        "channels_last": channels_last,
-        "data_workers": workers,
-        "threads": torch.get_num_threads(),
-        "resumed_from_iteration": start or None,
-        "wall_time_s": round(elapsed_before + time.time() - t0, 3),
+        "settings": run.settings.to_dict(),
+        "dataset_dir": str(run.dataset_dir),
+        "split": run.split,
+        "training_volumes": len(run.train_cases),  # with offline_copies k: (k + 1) x the training split
+        "parameters": count_parameters(run.model),
+        "device": str(run.device) + (f" ({torch.cuda.get_device_name(run.device)})" if cuda else ""),
+        "amp": run.amp,
+        "channels_last": run.memory_format is not None,
+        "data_workers": run.data_workers,
+        "compute_threads": torch.get_num_threads(),
+        "resumed_from_iteration": resumed_from or None,
+        "iterations": iterations,
+        "wall_time_s": round(wall_s, 3),
+        "cpu_time_s": round(cpu_s, 3),
+        # On a GPU the training loop keeps the device busy: its wall time stands for GPU-seconds.
+        "gpu_time_s": round(wall_s, 3) if cuda else None,
         "peak_memory_mb": {"cuda": peak / 2**20 if peak else None, "rss": peak_rss_mb},
-        "best_val_dice": best,
+        "best_val_dice": state.best,
+        "convergence": convergence(state.log, iterations),
         "training_patches": drawn,
-        "empty_patch_share": {name: float(empty[int(k)] / drawn) if drawn else None
-                              for name, k in info["labels"].items()},
-        "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
+        "empty_patch_share": {name: float(state.empty[int(k)] / drawn) if drawn else None
+                              for name, k in run.labels.items()},
+        "final_train_loss": state.log[-1]["train_loss"] if state.log else None,
+        "code_version": step_code_version("train"),
         **provenance(),
     }
-    write_json(out_dir / "cell.json", summary)
-    ckpt_path.unlink(missing_ok=True)
+    write_json(run.out_dir / "cell.json", summary)
+    run.checkpoint_path.unlink(missing_ok=True)
     return summary
+
+
+def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict | CellSettings, out_dir: Path,
+               stop_after: int | None = None, runtime: dict | None = None) -> dict:
+    """Train one cell; returns the summary written to cell.json. `runtime` holds the
+    result-neutral settings (data_workers, sw_batch_size, device). `stop_after` ends the run
+    early right after that iteration's checkpoint (used to test resumption)."""
+    if not isinstance(settings, CellSettings):
+        settings = CellSettings.from_dict(settings)
+    wall0, cpu0 = time.time(), time.process_time()
+    run = setup(dataset_dir, class_stats_path, settings, out_dir, runtime)
+    state = resume(run)
+    resumed_from = state.iteration
+    recipe = run.recipe
+
+    def clock() -> tuple[float, float]:
+        return state.wall_s + time.time() - wall0, state.cpu_s + time.process_time() - cpu0
+
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    bar = Progress(recipe.iterations, state.iteration)
+    stream = iter(batches(run, state.iteration))
+    try:
+        for it, x, y, absent in stream:
+            state.drawn += len(y)
+            state.empty += absent
+            loss = train_step(run, x, y)
+            if not math.isfinite(loss):
+                raise DicebenchError(f"{run.out_dir}: the loss became {loss} at iteration {it + 1}")
+            state.running.append(loss)
+            state.iteration = done = it + 1
+            bar.update(loss)
+            due_val = done % recipe.validation_every == 0 or done == recipe.iterations
+            if due_val or done % recipe.log_every == 0:
+                val = validate(run) if due_val else float("nan")
+                state.log.append({"iteration": done, "train_loss": float(np.mean(state.running)),
+                                  "val_dice": val if due_val else "", "lr": run.optimizer.param_groups[0]["lr"]})
+                state.running = []
+                if due_val and np.isfinite(val) and val > state.best:
+                    state.best = float(val)
+                    _save_model(run.out_dir / "model_best.pt", run.model,
+                                {**run.meta, "iteration": done, "val_dice": state.best})
+                _write_log(run.out_dir / "log.csv", state.log)
+            if done % recipe.checkpoint_every == 0 and done < recipe.iterations:
+                save_checkpoint(run, state, *clock())
+                if stop_after is not None and done >= stop_after:
+                    return {}
+    finally:
+        stream.close()  # stops the loader threads
+        bar.close()
+    return finish(run, state, *clock(), resumed_from=resumed_from)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, type=Path, help="preprocessed dataset folder")
     p.add_argument("--class-stats", type=Path, help="class_stats.json of the dataset")
     p.add_argument("--settings", required=True, help="JSON object: the cell's resolved settings")
+    p.add_argument("--runtime", default="{}",
+                   help="JSON object: result-neutral settings (data_workers, sw_batch_size, device)")
     p.add_argument("--out", required=True, type=Path, help="the cell folder")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = json_option(args.settings, "--settings")
-    train_cell(args.dataset, args.class_stats, settings, args.out)
+    runtime = json_option(args.runtime, "--runtime")
+    train_cell(args.dataset, args.class_stats, settings, args.out, runtime=runtime)
     return 0
