@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "figures": ("dicebench.reporting.figures", "learning curves and other figures"),
     "paper-tables": ("dicebench.reporting.paper_tables", "a paper's table beside its published numbers"),
     "claims": ("dicebench.reporting.claims", "the claims table with computed verdicts"),
+    "conventions": ("dicebench.reporting.conventions", "every claim under each metric convention for empty masks"),
+    "stale": ("dicebench.workflow", "list (and retrain) the cells whose code or model changed since they ran"),
     "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
 }
 

@@ -53,6 +53,13 @@ def paper_of(config: dict, experiment: str) -> str | None:
     return exp.get("paper") or (experiment if experiment in grid.PAPERS else None)
 
 
+def claims_paper(config: dict, experiment: str) -> str:
+    """The paper whose claims an experiment's cases feed: its own, or for an experiment a
+    sub-patching sweep generated, that of the experiment it varies ("" for none)."""
+    parent = config["experiments"][experiment].get(grid.SWEEP_KEY, experiment)
+    return paper_of(config, parent) or ""
+
+
 def experiments_for_paper(config: dict, paper: str) -> list[str]:
     return [e for e in config["experiments"] if paper_of(config, e) == paper]
 

@@ -28,6 +28,8 @@ rule aggregate:
         ),
         md=f"{RESULTS}/{{experiment}}/table.md",
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
+    params:
+        paper=lambda w: wf.claims_paper(config, w.experiment),
     threads: threads_for("aggregate")
     resources:
         **resources_for("aggregate"),
@@ -39,7 +41,7 @@ rule aggregate:
         f"{RESULTS}/benchmarks/aggregate/{{experiment}}.tsv"
     shell:
         "dicebench aggregate --experiment {wildcards.experiment} --metrics {input.metrics} "
-        "--csv {output.csv} --md {output.md} --cases {output.cases} > {log} 2>&1"
+        "--csv {output.csv} --md {output.md} --cases {output.cases} --paper '{params.paper}' > {log} 2>&1"
 
 
 rule paper_table:

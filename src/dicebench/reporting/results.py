@@ -98,7 +98,7 @@ def select(cases: pd.DataFrame, **sel) -> pd.DataFrame:
 def dataset_kind(cases: pd.DataFrame, dataset: str) -> str | None:
     """'acdc' / 'wmh' / 'abdomen' / 'prostate' recognised from the class names, so real and
     synthetic datasets of the same anatomy map onto the same published columns."""
-    names = set(cases.loc[cases["dataset"] == dataset, "class"])
+    names = set(cases.loc[cases["dataset"] == dataset, "class"].unique())
     if {"RV", "MYO", "LV"} <= names:
         return "acdc"
     if "WMH" in names:

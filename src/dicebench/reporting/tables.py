@@ -63,10 +63,12 @@ def collect_cases(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
 
 
 def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_path: Path,
-                 cases_path: Path | None = None) -> pd.DataFrame:
+                 cases_path: Path | None = None, paper: str = "") -> pd.DataFrame:
     table = collect(experiment, metrics_paths)
     if cases_path is not None:
-        cases = collect_cases(experiment, metrics_paths)
+        # `paper`: the paper whose claims these cases feed (the experiment's, or for a generated
+        # sub-patching experiment that of the experiment it varies).
+        cases = collect_cases(experiment, metrics_paths).assign(paper=paper)
         with atomic_path(cases_path) as tmp:
             cases.to_csv(tmp, index=False)
     with atomic_path(csv_path) as tmp:
@@ -86,8 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--md", required=True, type=Path)
     p.add_argument("--cases", type=Path, default=None, help="write every cell's per-case metrics here")
+    p.add_argument("--paper", default="", help="the paper the experiment feeds (a cases.csv column)")
 
 
 def run(args: argparse.Namespace) -> int:
-    write_tables(args.experiment, args.metrics, args.csv, args.md, args.cases)
+    write_tables(args.experiment, args.metrics, args.csv, args.md, args.cases, args.paper)
     return 0
