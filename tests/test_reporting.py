@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from scipy import stats as sps
 
 from dicebench.reporting import paper_tables as pt
 from dicebench.reporting import tables
-from dicebench.reporting.stats import bootstrap_ci, bootstrap_diff_ci, paired_wilcoxon
+from dicebench.reporting.stats import paired_wilcoxon
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "paper" / "published.yaml"
@@ -79,30 +78,6 @@ def test_shen_avg_max_min_agree_with_the_class_rows(published):
 # ------------------------------------------------------------- statistics
 
 
-def test_bootstrap_ci_close_to_scipy_percentile_bootstrap():
-    x = np.random.default_rng(1).normal(0.7, 0.1, 40)
-    lo, hi = bootstrap_ci(x, n_boot=4000)
-    ref = sps.bootstrap((x,), np.mean, n_resamples=4000, method="percentile", random_state=0,
-                        confidence_level=0.95).confidence_interval
-    assert lo < x.mean() < hi
-    assert abs(lo - ref.low) < 0.006 and abs(hi - ref.high) < 0.006
-
-
-def test_bootstrap_edge_cases():
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-    assert bootstrap_ci([0.3]) == (0.3, 0.3)
-    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
-
-
-def test_paired_diff_ci_resamples_differences():
-    a = np.array([0.9, 0.8, 0.85, 0.95, 0.7])
-    b = a - 0.1
-    est, lo, hi = bootstrap_diff_ci(a, b, paired=True)
-    assert est == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
-    est_u, lo_u, hi_u = bootstrap_diff_ci(a, b, paired=False)  # unpaired ignores the pairing: wider
-    assert est_u == pytest.approx(0.1) and lo_u < 0.1 < hi_u
-
-
 def test_paired_wilcoxon_matches_scipy():
     rng = np.random.default_rng(3)
     a, b = rng.random(12), rng.random(12)
@@ -119,9 +94,9 @@ def test_kervadec_table_layout_values_and_published(published):
     spec = [("kervadec2023", "synth_acdc", "enet2d", l, "none", "0.005", ACDC, {}) for l in pt.KERVADEC_LOSSES]
     spec += [("kervadec2023", "synth_wmh", "enet2d", l, "none", "0.005", WMH,
               {"other_pathology": 0.6 if l == "mime" else 0.02}) for l in pt.KERVADEC_LOSSES]
-    cases = make_cases(spec)
+    cases = make_cases(spec, seeds=(0, 1, 2))
     long = pt.kervadec_table(cases, published, {"synth_wmh": "synthetic stand-in for WMH 2017"})
-    assert len(long) == 4 * 7 * 2
+    assert len(long) == 4 * 7 * 2 and set(long["view"]) == {"all cases"}  # every class in every case
     cell = long[(long["row"] == "mime") & (long["column"] == "WMH other_pathology")]
     dsc, hd = cell[cell["metric"] == "dsc"].iloc[0], cell[cell["metric"] == "hd95"].iloc[0]
     brute = cases[(cases["dataset"] == "synth_wmh") & (cases["loss"] == "mime") & (cases["class"] == "other_pathology")]
@@ -129,16 +104,34 @@ def test_kervadec_table_layout_values_and_published(published):
     assert hd["ours"] == pytest.approx(brute["hd95"].mean())
     assert (dsc["published"], hd["published"]) == (63.0, 135.0)
     assert dsc["diff"] == pytest.approx(dsc["ours"] - 63.0)
-    assert dsc["ci_lo"] <= dsc["ours"] <= dsc["ci_hi"]
+    per_seed = 100 * brute.groupby("seed")["dsc"].mean()
+    half = sps.t.ppf(0.975, 2) * per_seed.std(ddof=1) / np.sqrt(3)
+    assert (dsc["ci_lo"], dsc["ci_hi"]) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half))
+    assert dsc["std"] == pytest.approx(per_seed.std(ddof=1)) and (dsc["n_seeds"], dsc["n_cases"]) == (3, 5)
     assert dsc["stands_in_for"] == "synthetic stand-in for WMH 2017"
     # 'all' is the per-case mean over the object classes
     allc = long[(long["row"] == "dice") & (long["column"] == "ACDC all") & (long["metric"] == "dsc")].iloc[0]
     sub = cases[(cases["dataset"] == "synth_acdc") & (cases["loss"] == "dice") & (cases["class_index"] > 0)]
     assert allc["ours"] == pytest.approx(100 * sub.groupby("case")["dsc"].mean().mean())
-    header, body, _ = pt.wide(long, "kervadec2023")
-    assert header[1:] == ["ACDC RV", "ACDC MYO", "ACDC LV", "ACDC all", "WMH WMH", "WMH other_pathology", "WMH all"]
-    assert [r[0] for r in body] == ["dice", "vnet", "gdl", "mime"]
-    assert "pub. 63.0 / 135.0" in body[3][6]
+    acdc, wmh = pt.BLOCKS["kervadec2023"](long)
+    assert acdc.header == ["loss", "class", "DSC ours", "DSC pub.", "Δ", "HD95 ours", "HD95 pub.", "n"]
+    assert [r[:2] for r in wmh.body][-3:] == [["mime", "WMH"], ["mime", "other_pathology"], ["mime", "all"]]
+    mime_other = wmh.body[-2]
+    assert mime_other[3:5] == ["63.0", f"{dsc['diff']:.1f}"] and mime_other[6] == "135.0" and mime_other[7] == "3×5"
+
+
+def test_a_class_absent_from_some_cases_shows_both_views(published):
+    spec = [("kervadec2023", "synth_wmh", "enet2d", loss, "none", "0.005", WMH, {}) for loss in pt.KERVADEC_LOSSES]
+    cases = make_cases(spec, n_cases=6, seeds=(0, 1, 2))
+    absent = cases["case"].isin(["c0", "c1"]) & (cases["class"] == "other_pathology")
+    cases.loc[absent, ["gt_voxels", "pred_voxels", "dsc"]] = [0, 0, 1.0]
+    long = pt.kervadec_table(cases, published, {})
+    view = long[(long["row"] == "dice") & (long["column"] == "WMH other_pathology") & (long["metric"] == "dsc")]
+    assert list(view["view"]) == ["all cases", "present"] and list(view["n_cases"]) == [6, 4]
+    present = cases[~absent & (cases["loss"] == "dice") & (cases["class"] == "other_pathology")]
+    assert view["ours"].iloc[1] == pytest.approx(100 * present.groupby("seed")["dsc"].mean().mean())
+    block = [b for b in pt.BLOCKS["kervadec2023"](long) if b.title.startswith("synth_wmh")][0]
+    assert "DSC, cases with the class" in block.header
 
 
 def test_shen_table_avg_max_min_and_bold_best(published):
@@ -154,20 +147,30 @@ def test_shen_table_avg_max_min_and_bold_best(published):
     assert col.loc["AVG", "ours"] == pytest.approx(classes.mean())  # AVG includes the background
     assert col.loc["AVG", "published"] == 88.3 and col.loc["AVG", "n_seeds"] == 2
     assert np.isfinite(col.loc["liver", "std"])
-    header, body, bold = pt.wide(long, "shen2018", bold_best=True)
-    liver = [r for r in body if r[0] == "liver"][0]
-    liver_bold = bold[[r[0] for r in body].index("liver")]
-    assert sum(liver_bold) == 1 and header[liver_bold.index(True)].startswith("uniform")
-    assert "±" in liver[1]
-    md = pt.to_markdown(header, body, bold)
-    assert md.count("**") >= 2 * len(body)
+    slow, fast = pt.BLOCKS["shen2018"](long)
+    assert slow.title == "learning rate 0.001" and slow.header[1:4] == ["uniform ours", "pub.", "Δ"]
+    rows = [r[0] for r in slow.body]
+    liver, liver_bold = slow.body[rows.index("liver")], slow.bold[rows.index("liver")]
+    assert sum(liver_bold) == 1 and slow.header[liver_bold.index(True)].startswith("uniform")
+    assert "±" in liver[1] and liver[2] == "96.5"  # ours beside the published value
+    md = pt.to_markdown([slow, fast])
+    assert md.count("**") >= 2 * len(slow.body)
 
 
 def test_missing_cells_say_not_run(published):
-    long = pt.liu_table(pt.load_cases([]),
-                        published, {})
-    header, body, _ = pt.wide(long, "liu2018")
-    assert body[0][1].startswith("not run") and "86.42" in body[0][1]
+    long = pt.liu_table(pt.load_cases([]), published, {})
+    (block,) = pt.BLOCKS["liu2018"](long)
+    assert block.body[0][1] == "not run" and block.body[0][4] == "86.42"
+
+
+def test_one_seed_has_no_interval_and_says_so(published):
+    spec = [("liu2018", "synth_prostate", "rdd", "vnet", "none", "0.01", ["background", "prostate"], {})]
+    long = pt.liu_table(make_cases(spec), published, {})
+    r = long.iloc[0]
+    assert r["n_seeds"] == 1 and np.isnan(r["ci_lo"]) and np.isnan(r["std"]) and np.isfinite(r["case_sd"])
+    (block,) = pt.BLOCKS["liu2018"](long)
+    assert block.body[0][2] == "1 seed: none" and "±" not in block.body[0][1]
+    assert "one seed: no spread or interval" in pt.caption_for("liu2018", long)
 
 
 def test_sudre_table_levels_by_rarest_class(published):
@@ -192,7 +195,9 @@ def test_wilcoxon_table_pairs_variants_and_matches_scipy():
 
 
 def test_latex_rendering_escapes():
-    tex = pt.to_latex(["row", "a_b"], [["x%", "1 ± 2 (Δ −3)"]], [[False, True]], "cap & 95 %", "tab:x")
+    block = pt.Block("", ["row", "a_b"])
+    block.add(["x%", "1 ± 2 (Δ −3)"], [False, True])
+    tex = pt.to_latex([block], "cap & 95 %", "tab:x")
     assert r"a\_b" in tex and r"x\%" in tex and r"\textbf{1 $\pm$ 2 ($\Delta$ $-$3)}" in tex
     assert r"cap \& 95 \%" in tex
 
@@ -232,5 +237,6 @@ def test_cli_paper_tables_end_to_end(tmp_path):
     md = (tmp_path / "k.md").read_text()
     assert "synth_acdc is a synthetic stand-in for ACDC (cardiac cine-MRI)" in md
     assert "not run" in md  # no WMH dataset in this run
+    assert "cells" in pd.read_csv(tmp_path / "k.csv").columns
     assert main(["paper-tables", "--paper", "kervadec2023", "--published", str(tmp_path / "nope.yaml"),
                  "--csv", "a", "--md", "b", "--tex", "c"]) == 1

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "results": "results",
     "figures": "figures",
-    "threads_per_job": 1,
+    "compute_threads": 1,
     "datasets": {
         "synth_acdc": {"source": "synthetic", "phantom": "acdc", "n_train": 3, "n_test": 1, "seed": 1,
                        "shape": [4, 32, 32]},

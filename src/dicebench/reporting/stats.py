@@ -29,8 +29,8 @@ interval of the table covers its true value simultaneously with probability >= 1
 design (its seeds, its observed between-seed SD, its error level) detects with 80 % power,
 (t_{1-a/2, df} + t_{0.8, df}) * SE.
 
-The percentile bootstrap over test cases and the Wilcoxon test stay for what they suit:
-the spread over test cases of one cell, and the supplementary case-level comparisons.
+The Wilcoxon signed-rank test over test cases stays for what it suits: the supplementary
+comparison of two trained models (not of two losses).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-N_BOOT = 2000
 ALPHA = 0.05
 POWER = 0.8
 
@@ -114,45 +113,6 @@ def difference_interval(a: pd.Series, b: pd.Series, level: float = 1 - ALPHA) ->
 
 
 # ---------------------------------------------------------------- over test cases
-
-
-def bootstrap_ci(values, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap (1 - alpha) CI of the mean over test cases; (nan, nan) without data,
-    (v, v) for one value. Deterministic (fixed seed) so that a rebuilt table is byte-identical."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (math.nan, math.nan)
-    if x.size == 1:
-        return (float(x[0]), float(x[0]))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
-
-
-def bootstrap_diff_ci(a, b, paired: bool, n_boot: int = N_BOOT, alpha: float = ALPHA,
-                      seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over test cases and its percentile bootstrap CI (paired: resample the
-    case-wise differences; unpaired: each group independently)."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if paired:
-        d = a - b
-        d = d[np.isfinite(d)]
-        if d.size == 0:
-            return (math.nan, math.nan, math.nan)
-        lo, hi = bootstrap_ci(d, n_boot, alpha, seed)
-        return (float(d.mean()), lo, hi)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size == 0 or b.size == 0:
-        return (math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    ma = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
-    mb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
-    lo, hi = np.quantile(ma - mb, [alpha / 2, 1 - alpha / 2])
-    return (float(a.mean() - b.mean()), float(lo), float(hi))
 
 
 def paired_wilcoxon(a, b) -> tuple[float, float, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dicebench.errors import DicebenchError
@@ -28,17 +29,28 @@ def collect(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
     return table[front + [c for c in table.columns if c not in front]]
 
 
-def pivot(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds; one column per class with 'DSC / HD95' (DSC in %, HD95 in mm)."""
-    keys = ["dataset", "network", "loss", "weighting", "lr"]
-    grouped = table.groupby(keys + ["class_index", "class"], sort=False)[["dsc_mean", "hd95_mean"]].mean()
-    grouped = grouped.reset_index()
-    seeds = table.groupby(keys, sort=False)["seed"].nunique().rename("seeds").reset_index()
-    grouped["entry"] = [f"{100 * d:.1f} / {h:.1f}" for d, h in zip(grouped["dsc_mean"], grouped["hd95_mean"])]
-    wide = grouped.pivot_table(index=keys, columns="class", values="entry", aggfunc="first", sort=False)
-    order = grouped.drop_duplicates("class").sort_values("class_index", key=lambda s: s.where(s >= 0, 10**6))
-    wide = wide[[c for c in order["class"] if c in wide.columns]].reset_index()
-    return wide.merge(seeds, on=keys)
+def _entry(d: float, h: float) -> str:
+    """'DSC / HD95'; n/a where a value is not defined (HD95 of the background, see evaluate)."""
+    dsc = "n/a" if not np.isfinite(d) else f"{100 * d:.1f}"
+    hd = "n/a" if not np.isfinite(h) else f"{h:.1f}"
+    return f"{dsc} / {hd}"
+
+
+def pivot(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One table per dataset, with that dataset's classes only: rows (network, loss, weighting,
+    lr), one column per class with 'DSC / HD95' (DSC in %, HD95 in mm), mean over seeds."""
+    keys = ["network", "loss", "weighting", "lr"]
+    out = {}
+    for dataset, sub in table.groupby("dataset", sort=False):
+        grouped = sub.groupby(keys + ["class_index", "class"], sort=False)[["dsc_mean", "hd95_mean"]].mean()
+        grouped = grouped.reset_index()
+        seeds = sub.groupby(keys, sort=False)["seed"].nunique().rename("seeds").reset_index()
+        grouped["entry"] = [_entry(d, h) for d, h in zip(grouped["dsc_mean"], grouped["hd95_mean"])]
+        wide = grouped.pivot_table(index=keys, columns="class", values="entry", aggfunc="first", sort=False)
+        order = grouped.drop_duplicates("class").sort_values("class_index", key=lambda s: s.where(s >= 0, 10**6))
+        wide = wide[[c for c in order["class"] if c in wide.columns]].reset_index()
+        out[dataset] = wide.merge(seeds, on=keys)
+    return out
 
 
 def collect_cases(experiment: str, metrics_paths: list[Path]) -> pd.DataFrame:
@@ -73,12 +85,15 @@ def write_tables(experiment: str, metrics_paths: list[Path], csv_path: Path, md_
             cases.to_csv(tmp, index=False)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
-    wide = pivot(table)
-    md = (f"# {experiment}: mean test DSC (%) / HD95 (mm)\n\n"
-          f"Every entry is the mean over the test cases (and over seeds where there are several) of a "
-          f"cell the workflow trained; `all` is the mean over the object classes.\n\n"
-          + wide.to_markdown(index=False) + "\n")
-    write_text(md_path, md)
+    md = [f"# {experiment}: mean test DSC (%) / HD95 (mm)", "",
+          "Every entry is the mean over the test cases (and over seeds where there are several, `seeds`) of a "
+          "cell the workflow trained; `all` is the mean over the object classes. n/a: not defined (the "
+          "background has no HD95: its surface is mostly the scan's border). A class absent from a test case "
+          "counts there as DSC 100 / HD95 0 when none is predicted (the papers' tables, with the "
+          "present-only view, are under figures/tables/).", ""]
+    for dataset, wide in pivot(table).items():
+        md += [f"## {dataset}", "", wide.to_markdown(index=False), ""]
+    write_text(md_path, "\n".join(md))
     return table
 
 
