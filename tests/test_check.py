@@ -78,6 +78,19 @@ def _uncompressed_truncated(ds):
     return p, "unreadable or truncated"
 
 
+def _sheared(ds):
+    """A readable file whose direction cosines ITK refuses: told apart from a damaged one."""
+    import nibabel as nib
+
+    p = ds / "imagesTr" / "c00_0000.nii.gz"
+    affine = np.array([[1.0, 0.0, 0.05, 0.0], [0.0, 1.2, 0.0, 0.0], [0.0, 0.03, 2.5, 0.0], [0, 0, 0, 1.0]])
+    img = nib.Nifti1Image(np.ones(SHAPE[::-1], np.float32), affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, str(p))
+    return p, "unsupported geometry: direction cosines are not orthonormal"
+
+
 def _shape(ds):
     p = ds / "labelsTr" / "c00.nii.gz"
     sitk.WriteImage(_img(np.zeros((6, 8, 9), np.uint8)), str(p))
@@ -191,16 +204,26 @@ def _json_missing(ds):
     return p, "missing dataset.json"
 
 
+def _cases_disagree(ds):
+    """A converter's "cases" list that misses a case on disk or names one that is not there."""
+    p = ds / "dataset.json"
+    meta = json.loads(p.read_text())
+    meta["cases"] = {"c00": {"split": "Tr", "patient": "p0", "source": "x"},
+                     "c02": {"split": "Tr", "patient": "p2", "source": "y"}}  # c02 is a test case
+    p.write_text(json.dumps(meta))
+    return p, "cases['c02'] is listed in split 'Tr' but not found", 2  # and c01 is unlisted
+
+
 def _stray_file(ds):
     p = ds / "imagesTr" / "c00.nii.gz"
     p.write_bytes((ds / "imagesTr" / "c00_0000.nii.gz").read_bytes())
     return p, "CASE_XXXX"
 
 
-CORRUPTIONS = [_truncate, _garbage, _uncompressed_truncated, _shape, _geometry, _channel_geometry,
+CORRUPTIONS = [_truncate, _garbage, _uncompressed_truncated, _sheared, _shape, _geometry, _channel_geometry,
                _outside_classes, _non_integer, _nan, _four_d, _missing_label, _missing_image,
                _orphan_label, _json_invalid, _json_missing_key, _json_bad_background, _json_count,
-               _json_channels, _json_missing, _stray_file]
+               _json_channels, _json_missing, _cases_disagree, _stray_file]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.strip("_"))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import http.server
+import json
 import re
 import threading
 
 import pytest
+from real_layouts import PHILIPS, dataverse_record, make_wmh_dataverse
 
 from dicebench.cli import main
-from dicebench.data.download import (DEFAULT_REGISTRY, DatasetEntry, RemoteFile, download_file,
-                                     fetch_dataset, load_registry)
+from dicebench.data.download import (DEFAULT_REGISTRY, DatasetEntry, DataverseRecord, RemoteFile,
+                                     dataverse_files, download_file, fetch_dataset, load_registry)
 from dicebench.errors import DicebenchError
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, deterministic
@@ -22,6 +25,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     files: dict[str, bytes] = {}
     drop_after: dict[str, int] = {}
+    unavailable: dict[str, int] = {}  # name -> how many times to answer 503 first
     ignore_range = False
     log: list[tuple[str, str | None]] = []
 
@@ -32,6 +36,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         name = self.path.lstrip("/")
         rng = self.headers.get("Range")
         type(self).log.append((name, rng))
+        if self.unavailable.get(name):
+            self.unavailable[name] -= 1
+            self.send_error(503)
+            return
         data = self.files.get(name)
         if data is None:
             self.send_error(404)
@@ -62,7 +70,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    handler = type("H", (_Handler,), {"files": {}, "drop_after": {}, "log": [], "ignore_range": False})
+    handler = type("H", (_Handler,), {"files": {}, "drop_after": {}, "unavailable": {}, "log": [],
+                                      "ignore_range": False})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
@@ -182,8 +191,6 @@ def test_checksum_recorded_then_enforced(server, tmp_path):
     h.files["toy.bin"] = PAYLOAD
     entry = _entry(base)
     [p] = fetch_dataset(entry, tmp_path, progress=False, sleep=_nosleep)
-    import json
-
     rec = json.loads((tmp_path / "checksums.json").read_text())
     assert rec == {"toy.bin": hashlib.sha256(PAYLOAD).hexdigest()}
     # second run: verified stamp, no network
@@ -220,9 +227,17 @@ def test_registration_message_then_pickup(tmp_path):
 
 def test_registry_is_complete():
     reg = load_registry(DEFAULT_REGISTRY)
-    assert set(reg) == {"acdc", "wmh2017", "promise12", "msd_prostate", "totalsegmentator"}
+    assert set(reg) == {"acdc", "wmh2017", "promise12", "promise12_zenodo", "msd_prostate", "totalsegmentator"}
     assert reg["promise12"].registration and not reg["msd_prostate"].registration
     assert reg["msd_prostate"].files[0].algo == "md5"
+    # WMH file by file from DataverseNL (the record's zip times out), only what the converter reads
+    wmh = reg["wmh2017"].dataverse
+    assert wmh.listing_url == "https://dataverse.nl/api/datasets/:persistentId/?persistentId=doi:10.34894/AECRSD"
+    assert wmh.file_url(7) == "https://dataverse.nl/api/access/datafile/7" and not reg["wmh2017"].files
+    assert set(wmh.include) == {"*/wmh.nii.gz", "*/pre/FLAIR.nii.gz", "*/pre/T1.nii.gz"}
+    zenodo = reg["promise12_zenodo"]
+    assert not zenodo.registration and zenodo.converter == "promise12"
+    assert [f.extract_to for f in zenodo.files] == ["training_data", "test_data"]  # both hold Case00
     assert reg["totalsegmentator"].labels == {"background": 0, "artery": 1, "portal_vein": 2, "liver": 3,
                                               "spleen": 4, "stomach": 5, "gallbladder": 6,
                                               "pancreas": 7}
@@ -260,3 +275,156 @@ def test_cli_download_and_extract(server, tmp_path, capsys):
                "--extract", str(tmp_path / "x"), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "x" / "Task" / "readme.txt").read_text() == "hello"
+
+
+# ---------------------------------------------------------------- a Dataverse record, file by file
+
+DOI = "doi:10.5072/FK2/TEST"
+WMH_INCLUDE = ("*/wmh.nii.gz", "*/pre/FLAIR.nii.gz", "*/pre/T1.nii.gz")
+
+
+def _serve_record(h, tree, **kwargs):
+    """The record's listing and files on the loopback server, as DataverseNL's APIs answer."""
+    listing, payloads = dataverse_record(tree, DOI, **kwargs)
+    h.files[f"api/datasets/:persistentId/?persistentId={DOI}"] = json.dumps(listing).encode()
+    for file_id, data in payloads.items():
+        h.files[f"api/access/datafile/{file_id}"] = data
+    return listing
+
+
+def _dataverse_entry(base, include=WMH_INCLUDE):
+    return DatasetEntry(key="wmh", title="t", converter="wmh", registration=False, files=(),
+                        licence="l", citation="c", dataverse=DataverseRecord(base, DOI, tuple(include)))
+
+
+def _wanted(tree):
+    rels = (p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+    return sorted(r for r in rels if any(fnmatch.fnmatchcase(r, pat) for pat in WMH_INCLUDE))
+
+
+def test_dataverse_record_file_by_file(server, tmp_path):
+    base, h = server
+    tree = make_wmh_dataverse(tmp_path / "record")
+    _serve_record(h, tree)
+    h.unavailable[f"api/datasets/:persistentId/?persistentId={DOI}"] = 1  # one transient failure
+    sleeps = []
+    paths = fetch_dataset(_dataverse_entry(base), tmp_path / "dl", progress=False, sleep=sleeps.append)
+    files = tmp_path / "dl" / "files"
+    rels = sorted(p.relative_to(files).as_posix() for p in paths)
+    assert rels == _wanted(tree) and len(rels) == 15  # 5 subjects x (wmh, pre/FLAIR, pre/T1)
+    assert f"test/Amsterdam/{PHILIPS}/160/wmh.nii.gz" in rels  # the folder name kept as published
+    assert all((files / r).read_bytes() == (tree / r).read_bytes() for r in rels)
+    assert sleeps == [1.0]  # the listing was retried once
+    requested = [n for n, _ in h.log]
+    assert sum(n.startswith("api/datasets/") for n in requested) == 2
+    assert sum(n.startswith("api/access/datafile/") for n in requested) == 15  # nothing else fetched
+    assert json.loads((tmp_path / "dl" / "dataverse_files.json").read_text())["data"]["persistentId"] == DOI
+    assert not (tmp_path / "dl" / "checksums.json").exists()  # every file had a checksum in its metadata
+    n = len(h.log)
+    fetch_dataset(_dataverse_entry(base), tmp_path / "dl", progress=False, sleep=_nosleep)
+    assert len(h.log) == n  # a rerun needs neither the listing nor the files
+
+
+def test_dataverse_checksum_from_file_metadata_is_enforced(server, tmp_path):
+    base, h = server
+    tree = make_wmh_dataverse(tmp_path / "record")
+    listing = _serve_record(h, tree)
+    item = next(f for f in listing["data"]["latestVersion"]["files"]
+                if f.get("directoryLabel") == "training/Utrecht/0" and f["label"] == "wmh.nii.gz")
+    key = f"api/access/datafile/{item['dataFile']['id']}"
+    good = h.files[key]
+    h.files[key] = good[:-1] + bytes([good[-1] ^ 1])  # same size, one bit flipped upstream
+    with pytest.raises(DicebenchError) as ei:
+        fetch_dataset(_dataverse_entry(base), tmp_path / "dl", progress=False, sleep=_nosleep)
+    msg = str(ei.value)
+    assert "training/Utrecht/0/wmh.nii.gz" in msg and "sha1 checksum mismatch" in msg
+    assert item["dataFile"]["checksum"]["value"] in msg
+    assert not (tmp_path / "dl" / "files" / "training" / "Utrecht" / "0" / "wmh.nii.gz").exists()
+    h.files[key] = good  # fixed upstream: the rerun fetches only what is missing
+    before = len(h.log)
+    fetch_dataset(_dataverse_entry(base), tmp_path / "dl", progress=False, sleep=_nosleep)
+    fetched = [n for n, _ in h.log[before:]]
+    assert key in fetched and len(fetched) < 15
+
+
+def test_dataverse_md5_and_missing_checksums(server, tmp_path):
+    base, h = server
+    tree = tmp_path / "record"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "x.bin").write_bytes(PAYLOAD)
+    (tree / "y.bin").write_bytes(PAYLOAD[::-1])
+    listing = _serve_record(h, tree, checksum=None)
+    first, second = listing["data"]["latestVersion"]["files"]
+    first["dataFile"]["md5"] = hashlib.md5(PAYLOAD).hexdigest()  # older Dataverse: a bare md5 field
+    h.files[f"api/datasets/:persistentId/?persistentId={DOI}"] = json.dumps(listing).encode()
+    rec = DataverseRecord(base, DOI)
+    files = dataverse_files(rec, listing, "listing")
+    assert [(f.name, f.algo, f.size) for f in files] == [("a/x.bin", "md5", len(PAYLOAD)),
+                                                         ("y.bin", None, len(PAYLOAD))]
+    entry = _dataverse_entry(base, include=())
+    fetch_dataset(entry, tmp_path / "dl", progress=False, sleep=_nosleep)
+    recorded = json.loads((tmp_path / "dl" / "checksums.json").read_text())
+    assert recorded == {"y.bin": hashlib.sha256(PAYLOAD[::-1]).hexdigest()}  # recorded, then enforced
+
+
+@pytest.mark.parametrize("label, why", [("../../outside", "refused file path"), ("a\\b", "refused file path"),
+                                        ("a/./b", "refused file path")])
+def test_dataverse_listing_paths_stay_inside(server, tmp_path, label, why):
+    base, h = server
+    tree = tmp_path / "record"
+    tree.mkdir()
+    (tree / "x.bin").write_bytes(PAYLOAD)
+    listing = _serve_record(h, tree)
+    listing["data"]["latestVersion"]["files"][0]["directoryLabel"] = label
+    h.files[f"api/datasets/:persistentId/?persistentId={DOI}"] = json.dumps(listing).encode()
+    with pytest.raises(DicebenchError, match=why):
+        fetch_dataset(_dataverse_entry(base, include=()), tmp_path / "dl", progress=False, sleep=_nosleep)
+    assert list((tmp_path / "dl").iterdir()) == []  # the bad listing is not kept, nothing fetched
+
+
+def test_dataverse_restricted_files_are_named(server, tmp_path):
+    base, h = server
+    tree = make_wmh_dataverse(tmp_path / "record")
+    listing = _serve_record(h, tree)
+    for f in listing["data"]["latestVersion"]["files"]:
+        f["restricted"] = f["label"] == "wmh.nii.gz"
+    with pytest.raises(DicebenchError, match=r"5 file\(s\) are restricted \(e.g. test/Amsterdam/GE1T5/150/wmh"):
+        dataverse_files(DataverseRecord(base, DOI, WMH_INCLUDE), listing, "listing")
+
+
+def test_dataverse_registry_entry_is_validated(tmp_path, capsys):
+    bad = tmp_path / "reg.yaml"
+    bad.write_text("datasets:\n  x: {title: t, converter: wmh, registration: false, licence: l, citation: c, "
+                   "dataverse: {server: 'ftp://x', doi: 'doi:1/2'}}\n")
+    rc = main(["download", "x", "--dest", str(tmp_path / "d"), "--registry", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "must be an http(s) URL" in err and len(err.strip().splitlines()) == 1
+
+
+def test_wmh_dataverse_download_extract_convert(server, tmp_path, capsys):
+    """`dicebench download` of a DataverseNL record in WMH's layout, then `dicebench convert`."""
+    from dicebench.data.check import find_problems
+
+    base, h = server
+    tree = make_wmh_dataverse(tmp_path / "record")
+    _serve_record(h, tree)
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("datasets:\n  wmh2017:\n    {title: t, converter: wmh, registration: false, licence: l, "
+                   f"citation: c, dataverse: {{server: '{base}', doi: '{DOI}', "
+                   f"include: {json.dumps(list(WMH_INCLUDE))}}}}}\n")
+    rc = main(["download", "wmh2017", "--dest", str(tmp_path / "dl"), "--registry", str(reg),
+               "--extract", str(tmp_path / "extracted"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    ext = tmp_path / "extracted"
+    assert sorted(p.relative_to(ext).as_posix() for p in ext.rglob("*") if p.is_file() and p.name != ".extracted") \
+        == _wanted(tree)
+    rel = f"test/Amsterdam/{PHILIPS}/160/pre/FLAIR.nii.gz"
+    assert (ext / rel).stat().st_ino == (tmp_path / "dl" / "files" / rel).stat().st_ino  # linked, not copied
+    rc = main(["convert", "wmh2017", "--registry", str(reg), "--src", str(ext), "--out", str(tmp_path / "raw")])
+    assert rc == 0, capsys.readouterr().err
+    out = tmp_path / "raw"
+    assert find_problems(out) == []
+    cases = json.loads((out / "dataset.json").read_text())["cases"]
+    assert cases["Amsterdam_Philips_VU_PETMR_01_160"]["source"] == f"test/Amsterdam/{PHILIPS}/160"
+    assert sorted(c for c, v in cases.items() if v["split"] == "Tr") == ["Amsterdam_GE3T_100", "Singapore_50",
+                                                                         "Utrecht_0"]

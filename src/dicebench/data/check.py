@@ -3,7 +3,8 @@
 Every problem is reported as one line naming the file and what is wrong: an invalid or
 disagreeing dataset.json, a missing image or label, an unreadable or truncated NIfTI, a 4D image
 where 3D is expected, image/label shapes or geometries that disagree, NaN/Inf intensities,
-non-integer labels or label values outside the classes of dataset.json. `check_dataset` raises
+non-integer labels or label values outside the classes of dataset.json, and a "cases" list
+(when dataset.json has one) that disagrees with the folders. `check_dataset` raises
 on the first problem (the preprocess step calls it); `find_problems` lists them all (the CLI).
 """
 
@@ -165,6 +166,26 @@ def _case_problems(case: str, chans: dict, label: Path | None, n_ch: int, allowe
     return probs
 
 
+def _cases_problems(path: Path, cases, found: dict[str, set]) -> list[str]:
+    """dataset.json's optional "cases" (written by the converters) must list exactly the cases
+    on disk, each in its split and with the patient that validation splits are drawn by."""
+    if cases is None:
+        return []
+    if not isinstance(cases, dict):
+        return [f"{path}: 'cases' must be an object case -> {{split, patient, source}}"]
+    probs = []
+    for case, entry in cases.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("patient"), str) or not entry["patient"]:
+            probs.append(f"{path}: cases['{case}'] needs a non-empty 'patient'")
+        elif entry.get("split") not in found or case not in found[entry["split"]]:
+            probs.append(f"{path}: cases['{case}'] is listed in split {entry.get('split')!r} but not found "
+                         f"in images{entry.get('split')}/labels{entry.get('split')}")
+    for split, names in found.items():
+        for case in sorted(names - set(cases)):
+            probs.append(f"{path}: case '{case}' of images{split} is missing from 'cases'")
+    return probs
+
+
 def find_problems(root: str | Path, max_problems: int | None = None) -> list[str]:
     """Every problem of the dataset folder `root`, one line each (empty when it is valid)."""
     root = Path(root)
@@ -177,6 +198,7 @@ def find_problems(root: str | Path, max_problems: int | None = None) -> list[str
     n_ch = len(meta["channel_names"])
     allowed = set(meta["labels"].values())
     counts = {}
+    found: dict[str, set] = {}
     for split in ("Tr", "Ts"):
         img_dir, lab_dir = root / f"images{split}", root / f"labels{split}"
         if split == "Tr" and not img_dir.is_dir():
@@ -188,6 +210,7 @@ def find_problems(root: str | Path, max_problems: int | None = None) -> list[str
         labels, p2 = _scan(lab_dir, ending, False)
         probs += p1 + p2
         counts[split] = len(images)
+        found[split] = set(images) | set(labels)
         for case in sorted(set(images) | set(labels)):
             chans = images.get(case, {})
             if not chans:
@@ -208,6 +231,7 @@ def find_problems(root: str | Path, max_problems: int | None = None) -> list[str
                                     labels.get(case), n_ch, allowed)
             if max_problems is not None and len(probs) >= max_problems:
                 return probs[:max_problems]
+    probs += _cases_problems(root / "dataset.json", meta.get("cases"), found)
     if counts.get("Tr", 0) != meta["numTraining"]:
         probs.append(f"{root / 'dataset.json'}: numTraining is {meta['numTraining']} but imagesTr has "
                      f"{counts.get('Tr', 0)} case(s)")

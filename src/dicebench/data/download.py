@@ -6,17 +6,28 @@ mismatch deletes the partial file and names the file with the expected and recei
 Files without a published checksum get their SHA-256 recorded at the first download
 (`checksums.json` beside them) and enforced afterwards. Datasets behind a registration are
 never fetched: the command says where to get the archive and where to put it.
+
+A dataset published as a Dataverse record (WMH 2017 on DataverseNL) is fetched file by file,
+as other loaders do because the record's whole-dataset zip times out: the record's file list
+comes from the native API (`/api/datasets/:persistentId/?persistentId=<doi>`, kept in
+`dataverse_files.json` so a rerun needs no listing and sees the same files), each file from
+the access API (`/api/access/datafile/<id>`) into `files/<directoryLabel>/<filename>`, checked
+against the size and checksum (MD5, SHA-1, SHA-256 or SHA-512) of its file metadata.
+"Extracting" such a dataset hard-links that tree into the target folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import http.client
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import sys
 import time
 import urllib.error
@@ -28,12 +39,16 @@ from typing import Callable
 import yaml
 
 from dicebench.errors import DicebenchError
-from dicebench.io import write_json
+from dicebench.io import read_json, write_json
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[3] / "config" / "datasets.yaml"
 RECORD_FILE = "checksums.json"
 CHUNK = 1 << 20
 _HASHES = ("sha256", "md5")
+DATAVERSE_LISTING = "dataverse_files.json"
+DATAVERSE_DIR = "files"
+# Dataverse's names of checksum algorithms -> hashlib's
+_DATAVERSE_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-512": "sha512"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,23 @@ class RemoteFile:
     size: int | None = None
     algo: str | None = None  # "sha256" or "md5" when a checksum is published
     digest: str | None = None
+    extract_to: str = ""  # subfolder of the extraction target (archives whose members would collide)
+
+
+@dataclass(frozen=True)
+class DataverseRecord:
+    """A dataset published as a Dataverse record, fetched file by file."""
+
+    server: str  # e.g. https://dataverse.nl
+    doi: str  # e.g. doi:10.34894/AECRSD
+    include: tuple[str, ...] = ()  # fnmatch patterns of the relative paths to fetch (empty: all)
+
+    @property
+    def listing_url(self) -> str:
+        return f"{self.server.rstrip('/')}/api/datasets/:persistentId/?persistentId={self.doi}"
+
+    def file_url(self, file_id: int) -> str:
+        return f"{self.server.rstrip('/')}/api/access/datafile/{file_id}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,7 @@ class DatasetEntry:
     citation: str = ""
     manual: str = ""
     labels: dict = field(default_factory=dict)
+    dataverse: DataverseRecord | None = None
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, DatasetEntry]:
@@ -75,11 +108,14 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, DatasetEntry
         where = f"{path}: dataset '{key}'"
         if not isinstance(d, dict):
             raise DicebenchError(f"{where}: expected a mapping")
-        for req in ("title", "converter", "registration", "files", "licence", "citation"):
+        for req in ("title", "converter", "registration", "licence", "citation"):
             if req not in d:
                 raise DicebenchError(f"{where}: missing key '{req}'")
+        dataverse = _dataverse_record(d.get("dataverse"), where)
+        if "files" not in d and dataverse is None:
+            raise DicebenchError(f"{where}: missing key 'files' (or 'dataverse')")
         files = []
-        for f in d["files"] or []:
+        for f in d.get("files") or []:
             if not isinstance(f, dict) or "name" not in f:
                 raise DicebenchError(f"{where}: every file needs a 'name'")
             if Path(f["name"]).name != f["name"] or f["name"] in ("", ".", ".."):
@@ -91,15 +127,31 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, DatasetEntry
             urls = tuple(f.get("urls") or ())
             if not urls and not d["registration"]:
                 raise DicebenchError(f"{where}: {f['name']}: no URL and no registration")
-            files.append(RemoteFile(f["name"], urls, f.get("size"), algo, digest))
-        if not files:
+            sub = str(f.get("extract_to") or "")
+            if sub and (Path(sub).name != sub or sub in (".", "..")):
+                raise DicebenchError(f"{where}: {f['name']}: extract_to {sub!r} must be a plain folder name")
+            files.append(RemoteFile(f["name"], urls, f.get("size"), algo, digest, sub))
+        if not files and dataverse is None:
             raise DicebenchError(f"{where}: no files")
         out[key] = DatasetEntry(key=key, title=d["title"], converter=d["converter"],
                                 registration=bool(d["registration"]), files=tuple(files),
                                 homepage=d.get("homepage", ""), licence=d["licence"],
                                 citation=d["citation"], manual=d.get("manual", ""),
-                                labels=d.get("labels", {}))
+                                labels=d.get("labels", {}), dataverse=dataverse)
     return out
+
+
+def _dataverse_record(d, where: str) -> DataverseRecord | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict) or not d.get("server") or not d.get("doi"):
+        raise DicebenchError(f"{where}: 'dataverse' needs 'server' and 'doi'")
+    if not re.match(r"^https?://", str(d["server"])):
+        raise DicebenchError(f"{where}: dataverse server {d['server']!r} must be an http(s) URL")
+    include = d.get("include") or []
+    if not isinstance(include, list) or not all(isinstance(p, str) for p in include):
+        raise DicebenchError(f"{where}: dataverse 'include' must be a list of patterns")
+    return DataverseRecord(str(d["server"]), str(d["doi"]), tuple(include))
 
 
 def file_digest(path: str | Path, algo: str = "sha256") -> str:
@@ -263,18 +315,106 @@ def registration_message(entry: DatasetEntry, missing: list[Path]) -> str:
             f"Put the file(s) at exactly: {where} ; then run the same command again.")
 
 
+def _get_json(url: str, timeout: float, retries: int, backoff: float, sleep: Callable[[float], None]):
+    """GET a JSON document, retrying transient failures like `download_file`."""
+    req = urllib.request.Request(url, headers={"User-Agent": "dicebench", "Accept": "application/json"})
+    errors = []
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (registry URLs)
+                return json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code != 429:
+                raise DicebenchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+            errors.append(f"HTTP {exc.code}")
+        except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as exc:
+            errors.append(str(exc))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DicebenchError(f"{url}: not a JSON answer ({exc})") from None
+        if attempt < retries:
+            sleep(backoff * 2**attempt)
+    raise DicebenchError(f"{url}: request failed ({errors[-1]})")
+
+
+def _safe_relpath(rel: str, where: str) -> str:
+    """A relative POSIX path that stays inside the download folder (names as published)."""
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        raise DicebenchError(f"{where}: refused file path {rel!r} (must stay inside the download folder)")
+    return rel
+
+
+def dataverse_files(record: DataverseRecord, listing: dict, where: str) -> tuple[RemoteFile, ...]:
+    """The record's files (those matching `include`) from its native-API JSON listing."""
+    try:
+        items = listing["data"]["latestVersion"]["files"]
+        rows = []
+        for item in items:
+            df = item["dataFile"]
+            name = df.get("filename") or item["label"]
+            folder = (item.get("directoryLabel") or "").strip("/")
+            rows.append((f"{folder}/{name}" if folder else name, int(df["id"]), df, bool(item.get("restricted"))))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DicebenchError(f"{where}: not a Dataverse dataset listing (missing {exc})") from None
+    files, seen, restricted = [], set(), []
+    for rel, file_id, df, is_restricted in rows:
+        rel = _safe_relpath(rel, where)
+        if record.include and not any(fnmatch.fnmatchcase(rel, pat) for pat in record.include):
+            continue
+        if rel in seen:
+            raise DicebenchError(f"{where}: the record lists {rel!r} twice")
+        seen.add(rel)
+        if is_restricted:
+            restricted.append(rel)
+        checksum = df.get("checksum") or ({"type": "MD5", "value": df["md5"]} if df.get("md5") else {})
+        algo = _DATAVERSE_HASHES.get(str(checksum.get("type", "")).upper())
+        digest = str(checksum["value"]).lower() if algo and checksum.get("value") else None
+        size = df.get("filesize")
+        files.append(RemoteFile(rel, (record.file_url(file_id),), int(size) if size is not None else None,
+                                algo if digest else None, digest))
+    if restricted:
+        raise DicebenchError(f"{where}: {len(restricted)} file(s) are restricted (e.g. {restricted[0]}); "
+                             "request access on the record's page first")
+    if not files:
+        raise DicebenchError(f"{where}: no file of the record matches {list(record.include)}")
+    return tuple(sorted(files, key=lambda f: f.name))
+
+
+def dataverse_listing(record: DataverseRecord, folder: Path, *, timeout: float = 60.0, retries: int = 5,
+                      backoff: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> tuple[RemoteFile, ...]:
+    """The record's files, listed once and kept in `folder/dataverse_files.json` for later runs."""
+    path = folder / DATAVERSE_LISTING
+    if path.exists():
+        listing = read_json(path)
+    else:
+        listing = _get_json(record.listing_url, timeout, retries, backoff, sleep)
+        files = dataverse_files(record, listing, record.listing_url)  # refuse a bad listing before keeping it
+        write_json(path, listing)
+        return files
+    return dataverse_files(record, listing, str(path))
+
+
+def dataset_files(entry: DatasetEntry, folder: str | Path, **kwargs) -> tuple[Path, tuple[RemoteFile, ...]]:
+    """Where the files of `entry` go and which they are (a Dataverse record's from its listing)."""
+    folder = Path(folder)
+    if entry.dataverse is None:
+        return folder, entry.files
+    return folder / DATAVERSE_DIR, dataverse_listing(entry.dataverse, folder, **kwargs)
+
+
 def fetch_dataset(entry: DatasetEntry, folder: str | Path, *, retries: int = 5, backoff: float = 1.0,
                   timeout: float = 60.0, progress: bool = True,
                   sleep: Callable[[float], None] = time.sleep) -> list[Path]:
     """Make every file of `entry` present and verified in `folder`; return their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    base, files = dataset_files(entry, folder, timeout=timeout, retries=retries, backoff=backoff, sleep=sleep)
     records = _records(folder)
-    paths = [folder / f.name for f in entry.files]
+    paths = [base / f.name for f in files]
     missing = [p for p in paths if not p.exists()]
     if entry.registration and missing:
         raise DicebenchError(registration_message(entry, missing))
-    for f, path in zip(entry.files, paths):
+    for f, path in zip(files, paths):
         algo, digest = _expected(f, records)
         stamp = path.with_name(f".{path.name}.verified")
         if path.exists():
@@ -297,17 +437,55 @@ def fetch_dataset(entry: DatasetEntry, folder: str | Path, *, retries: int = 5, 
     return paths
 
 
-def extract_dataset(paths: list[Path], target: str | Path) -> Path:
-    """Safely extract every archive into `target`; a stamp makes a rerun skip finished work."""
+def extract_dataset(paths: list[Path], target: str | Path, subfolders: list[str] | None = None) -> Path:
+    """Safely extract every archive into `target` (or its subfolder given per archive); a
+    stamp makes a rerun skip finished work."""
     from dicebench.data.archive import safe_extract
 
     target = Path(target)
+    subfolders = subfolders or [""] * len(paths)
     stamp = target / ".extracted"
-    want = "\n".join(sorted(p.name for p in paths)) + "\n"
+    want = "\n".join(sorted(f"{s}/{p.name}" if s else p.name for p, s in zip(paths, subfolders))) + "\n"
     if stamp.exists() and stamp.read_text() == want:
         return target
-    for p in paths:
-        safe_extract(p, target)
+    for p, sub in zip(paths, subfolders):
+        safe_extract(p, target / sub if sub else target)
+    stamp.write_text(want)
+    return target
+
+
+def link_tree(base: str | Path, paths: list[Path], target: str | Path) -> Path:
+    """Put the downloaded files (under `base`) into `target` with their relative paths.
+
+    Hard links where the file system allows (no second copy of the data), copies elsewhere;
+    built in a staging folder whose content is moved in at the end, with a stamp like
+    `extract_dataset`'s.
+    """
+    base, target = Path(base), Path(target)
+    rels = sorted(p.relative_to(base).as_posix() for p in paths)
+    stamp = target / ".extracted"
+    want = "\n".join(rels) + "\n"
+    if stamp.exists() and stamp.read_text() == want:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.link.", dir=target.parent))
+    try:
+        for rel in rels:
+            dest = stage / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(base / rel, dest)
+            except OSError:
+                shutil.copy2(base / rel, dest)
+        for item in stage.iterdir():
+            dest = target / item.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.replace(item, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     stamp.write_text(want)
     return target
 
@@ -326,10 +504,17 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
     if args.name not in registry:
         raise DicebenchError(f"{args.registry}: unknown dataset '{args.name}' (known: {', '.join(sorted(registry))})")
-    paths = fetch_dataset(registry[args.name], args.dest, retries=args.retries, timeout=args.timeout,
+    entry = registry[args.name]
+    paths = fetch_dataset(entry, args.dest, retries=args.retries, timeout=args.timeout,
                           progress=not args.no_progress)
-    for p in paths:
-        print(p)
+    if entry.dataverse is not None:
+        print(f"{len(paths)} file(s) of {entry.dataverse.doi} in {Path(args.dest) / DATAVERSE_DIR}")
+    else:
+        for p in paths:
+            print(p)
     if args.extract:
-        print(extract_dataset(paths, args.extract))
+        if entry.dataverse is not None:
+            print(link_tree(Path(args.dest) / DATAVERSE_DIR, paths, args.extract))
+        else:
+            print(extract_dataset(paths, args.extract, [f.extract_to for f in entry.files]))
     return 0

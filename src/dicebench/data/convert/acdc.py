@@ -4,18 +4,18 @@ Source layout (humanheart-project release): `.../database/{training,testing}/pat
 `Info.cfg` (lines `ED: 1`, `ES: 12`, ...), `patientNNN_4d.nii.gz`, `patientNNN_frameFF.nii.gz` and
 `patientNNN_frameFF_gt.nii.gz`. Labels are kept as published: 1 RV cavity, 2 myocardium, 3 LV
 cavity. The official split is kept: training (100 patients) -> Tr, testing (50) -> Ts.
-Cases are named `patientNNN_ED` and `patientNNN_ES`.
+Cases are named `patientNNN_ED` and `patientNNN_ES`; both frames of a patient share the
+patient `patientNNN`, which is what validation splits must be drawn by (as nnU-Net's
+Dataset027_ACDC does).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator
 
-from dicebench.data.convert import Case, channel_images, select
+from dicebench.data.convert import Case, Source, case_name, load_files
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image
 
 NAME = "ACDC"
 CHANNELS = {"0": "cineMRI"}
@@ -23,7 +23,7 @@ LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
 SPLITS = {"training": "Tr", "testing": "Ts"}
 
 
-def metadata(**options) -> dict:
+def metadata(sources=(), **options) -> dict:
     return {
         "description": "ACDC cine-MRI, ED and ES frames (official training/testing split)",
         "reference": "Bernard et al., IEEE TMI 37(11), 2018, doi:10.1109/TMI.2018.2837502",
@@ -59,19 +59,22 @@ def find_database(src: Path) -> dict[str, Path]:
     return found
 
 
-def cases(src: Path, max_cases: int | None = None) -> Iterator[Case]:
-    entries = []
+def find(src: Path) -> list[Source]:
+    """Both labelled frames (ED, ES) of every patient, from Info.cfg; no image is read."""
+    out = []
     for split, folder in find_database(src).items():
         for pdir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("patient")):
-            entries.append((split, pdir.name, pdir))
-    for split, patient, pdir in select(entries, max_cases):
-        info = read_info(pdir / "Info.cfg")
-        for phase in ("ED", "ES"):
-            frame = f"{patient}_frame{int(info[phase]):02d}"
-            img_path, gt_path = pdir / f"{frame}.nii.gz", pdir / f"{frame}_gt.nii.gz"
-            for p in (img_path, gt_path):
-                if not p.is_file():
-                    raise DicebenchError(f"{p}: missing ({phase} frame named in {pdir / 'Info.cfg'})")
-            image = channel_images(read_image(img_path), str(img_path), 1)
-            yield Case(f"{patient}_{phase}", split, image, read_image(gt_path), str(gt_path),
-                       {"group": info.get("Group", "")})
+            info = read_info(pdir / "Info.cfg")
+            for phase in ("ED", "ES"):
+                frame = f"{pdir.name}_frame{int(info[phase]):02d}"
+                img_path, gt_path = pdir / f"{frame}.nii.gz", pdir / f"{frame}_gt.nii.gz"
+                for p in (img_path, gt_path):
+                    if not p.is_file():
+                        raise DicebenchError(f"{p}: missing ({phase} frame named in {pdir / 'Info.cfg'})")
+                out.append(Source(case_name(pdir.name, phase), split, pdir.name, img_path, [img_path], gt_path,
+                                  meta={"group": info.get("Group", "")}))
+    return out
+
+
+def load(source: Source) -> Case:
+    return load_files(source, len(CHANNELS))

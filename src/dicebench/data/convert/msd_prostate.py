@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
-from dicebench.data.convert import Case, channel_images, holdout, select
+from dicebench.data.convert import Case, Source, case_name, holdout, load_files
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image
 
 NAME = "MSD_Task05_Prostate"
 CHANNELS = {"0": "T2", "1": "ADC"}
@@ -22,7 +20,7 @@ LABELS = {"background": 0, "PZ": 1, "TZ": 2}
 TEST_EVERY = 4
 
 
-def metadata(**options) -> dict:
+def metadata(sources=(), **options) -> dict:
     return {
         "description": "MSD Task05 Prostate, T2 and ADC (fixed hold-out of the training list as test split)",
         "reference": "Antonelli et al., Nature Communications 13:4128, 2022, doi:10.1038/s41467-022-30695-9",
@@ -40,22 +38,24 @@ def find_task(src: Path) -> Path:
     return hits[0]
 
 
-def cases(src: Path, max_cases: int | None = None) -> Iterator[Case]:
+def find(src: Path) -> list[Source]:
+    """The training list of the task's dataset.json (images 4D: T2, ADC), with the hold-out."""
     task = find_task(src)
     meta_path = task / "dataset.json"
     try:
         meta = json.loads(meta_path.read_text())
         training = meta["training"]
         modality = meta.get("modality", {})
+        pairs = {Path(item["image"]).name.replace(".nii.gz", ""): (task / item["image"], task / item["label"])
+                 for item in training}
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DicebenchError(f"{meta_path}: invalid MSD dataset.json ({exc})") from None
     if modality and [modality.get(k) for k in ("0", "1")] != ["T2", "ADC"]:
         raise DicebenchError(f"{meta_path}: expected modalities T2, ADC, found {modality}")
-    pairs = {}
-    for item in training:
-        img, lab = task / item["image"], task / item["label"]
-        pairs[Path(item["image"]).name.replace(".nii.gz", "")] = (img, lab)
     test = holdout(list(pairs), TEST_EVERY)
-    entries = [("Ts" if c in test else "Tr", c, p) for c, p in pairs.items()]
-    for split, case, (img, lab) in select(entries, max_cases):
-        yield Case(case, split, channel_images(read_image(img), str(img), 2), read_image(lab), str(lab))
+    return [Source(case_name(c), "Ts" if c in test else "Tr", c, img, [img], lab)
+            for c, (img, lab) in pairs.items()]
+
+
+def load(source: Source) -> Case:
+    return load_files(source, len(CHANNELS))

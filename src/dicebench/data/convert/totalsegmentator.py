@@ -10,20 +10,24 @@ their voxels):
     3 liver, 4 spleen, 5 stomach, 6 gallbladder, 7 pancreas <- the masks of the same name
 Official split kept: train + val -> Tr, test -> Ts. Cases where fewer than `min_classes` of the
 seven are present (scans outside the abdomen) are skipped and listed in dataset.json.
+Cases are named by the subject id (`s0000`), which is also their patient.
+
+About 140 subjects of v2.0.1 (TotalSegmentator issue #461, s0000 among them) store a sheared
+sform without a qform, which ITK refuses; they are read on the nearest orthonormal frame (see
+`dicebench.data.convert`), the masks the same way, so image and label stay on one grid.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import SimpleITK as sitk
 
-from dicebench.data.convert import Case, channel_images, select
+from dicebench.data.convert import Case, Source, case_name, channel_images, read
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image, same_geometry
+from dicebench.io import same_geometry
 
 NAME = "TotalSegmentator_abdomen7"
 CHANNELS = {"0": "CT"}
@@ -39,16 +43,15 @@ SOURCES = {
     "pancreas": ("pancreas",),
 }
 SPLIT = {"train": "Tr", "val": "Tr", "test": "Ts"}
-_skipped: list[str] = []
+MAY_SKIP = True  # `load` skips scans with too few classes: --max-cases counts written cases
 
 
-def metadata(min_classes: int = 7, **options) -> dict:
+def metadata(sources=(), min_classes: int = 7, **options) -> dict:
     return {
         "description": "TotalSegmentator CT with Shen et al.'s seven abdominal classes",
         "reference": "Wasserthal et al., Radiology: AI 5(5):e230024, 2023, doi:10.1148/ryai.230024",
         "licence": "CC BY 4.0",
         "label_mapping": {k: list(v) for k, v in SOURCES.items()},
-        "skipped_cases": list(_skipped),
         "min_classes": min_classes,
     }
 
@@ -78,7 +81,7 @@ def combine(case_dir: Path, ref: sitk.Image) -> tuple[sitk.Image, int]:
         mask = np.zeros_like(label, dtype=bool)
         for n in names:
             p = case_dir / "segmentations" / f"{n}.nii.gz"
-            m = read_image(p)
+            m = read(p)
             if not same_geometry(m, ref, tol=1e-3):
                 raise DicebenchError(f"{p}: mask grid differs from {case_dir / 'ct.nii.gz'}")
             mask |= sitk.GetArrayViewFromImage(m) > 0
@@ -90,27 +93,27 @@ def combine(case_dir: Path, ref: sitk.Image) -> tuple[sitk.Image, int]:
     return out, present
 
 
-def cases(src: Path, max_cases: int | None = None, min_classes: int = 7) -> Iterator[Case]:
+def find(src: Path, min_classes: int = 7) -> list[Source]:
+    """Every subject of meta.csv with its CT and the masks the seven classes are built from."""
     metas = sorted(p for p in src.rglob("meta.csv") if not p.name.startswith("._"))
     if not metas:
         raise DicebenchError(f"{src}: no TotalSegmentator meta.csv found")
     root = metas[0].parent
-    splits = read_meta(metas[0])
-    entries = []
-    for image_id, split in splits.items():
+    out = []
+    for image_id, split in read_meta(metas[0]).items():
         d = root / image_id
         if not (d / "ct.nii.gz").is_file():
             raise DicebenchError(f"{d / 'ct.nii.gz'}: missing (listed in {metas[0]})")
-        entries.append((SPLIT[split], image_id, d))
-    _skipped.clear()
-    kept = {"Tr": 0, "Ts": 0}
-    for split, image_id, d in select(entries, None):
-        if max_cases is not None and kept[split] >= max_cases:
-            continue
-        ct = channel_images(read_image(d / "ct.nii.gz"), str(d / "ct.nii.gz"), 1)
-        label, present = combine(d, ct[0])
-        if present < min_classes:
-            _skipped.append(image_id)
-            continue
-        kept[split] += 1
-        yield Case(image_id, split, ct, label, str(d / "segmentations"))
+        masks = [d / "segmentations" / f"{n}.nii.gz" for names in SOURCES.values() for n in names]
+        out.append(Source(case_name(image_id), SPLIT[split], image_id, d, [d / "ct.nii.gz"], None, masks))
+    return out
+
+
+def load(source: Source, min_classes: int = 7) -> Case | None:
+    """The CT and its seven-class label; None when fewer than `min_classes` classes are present."""
+    ct_path = source.images[0]
+    ct = channel_images(read(ct_path), str(ct_path), 1)
+    label, present = combine(source.origin, ct[0])
+    if present < min_classes:
+        return None
+    return Case(source.name, source.split, ct, label, str(source.origin / "segmentations"))

@@ -1,61 +1,88 @@
 """WMH Segmentation Challenge 2017 (Kuijf et al. 2019), the dataset of Sudre et al.'s setting.
 
-Source layout: `[training|test]/.../{Utrecht,Singapore,GE3T,...}/<id>/{wmh.nii.gz, pre/FLAIR.nii.gz,
-pre/T1.nii.gz, orig/...}` (the 2017 release has the site folders at the top, the 2022 DataverseNL
-release nests them under training/ and test/, Amsterdam sites under Amsterdam/). The
-preprocessed `pre/` images are used: they share the grid of `wmh.nii.gz`. Labels kept as
-published: 1 WMH, 2 other pathology (kept as its own class). Cases under a `test` folder form
-the test split; cases are named `<site>_<id>` and the site of each case is in dataset.json.
+Two published layouts are read, both with `<subject>/{wmh.nii.gz, pre/FLAIR.nii.gz,
+pre/T1.nii.gz, pre/3DT1.nii.gz, orig/...}`:
+
+- the DataverseNL release (doi:10.34894/AECRSD): `training/` (60) and `test/` (110), each
+  `<site>/<subject>` for Utrecht and Singapore and `Amsterdam/<scanner>/<subject>` for the
+  three Amsterdam scanners (`GE3T`; test only: `GE1T5` and `Philips_VU .PETMR_01.`, a folder
+  name with a space and a trailing dot), plus `additional_annotations/` (other observers'
+  masks, ignored);
+- the 2017 per-site training zips: `Utrecht/<subject>`, `Singapore/<subject>`, `GE3T/<subject>`.
+
+The images are `pre/FLAIR` and `pre/T1` (bias-corrected, on the grid of `wmh.nii.gz`);
+`pre/3DT1` is on another grid and `orig/` is not used. Labels kept as published: 1 WMH,
+2 other pathology (its own class). Cases under a `test` folder form the test split.
+
+A case is named from (site, scanner, subject), each sanitised (`dicebench.data.convert.
+case_name`): `Utrecht_0`, `Amsterdam_GE3T_100`, `Amsterdam_Philips_VU_PETMR_01_160`. A bare
+Amsterdam scanner folder (2017 zips) gets the site `Amsterdam`, so both layouts give the same
+names. Subject ids are unique across sites; the patient is `site/scanner/subject`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
-from dicebench.data.convert import Case, channel_images, select
+from dicebench.data.convert import Case, Source, case_name, load_files
 from dicebench.errors import DicebenchError
-from dicebench.io import read_image
 
 NAME = "WMH2017"
 CHANNELS = {"0": "FLAIR", "1": "T1"}
 LABELS = {"background": 0, "WMH": 1, "other_pathology": 2}
+SITES = ("Utrecht", "Singapore", "Amsterdam")
+IGNORED = ("additional_annotations", "__MACOSX")  # other observers' masks; macOS archive debris
 
 
-def metadata(flair_only: bool = False, **options) -> dict:
-    meta = {
+def metadata(sources=(), flair_only: bool = False, **options) -> dict:
+    return {
         "description": "WMH Segmentation Challenge 2017: FLAIR" + ("" if flair_only else " and T1") + " per site",
         "reference": "Kuijf et al., IEEE TMI 38(11), 2019; data doi:10.34894/AECRSD",
         "licence": "CC BY-NC 4.0",
         "label_mapping": "identity: 1 white matter hyperintensities, 2 other pathology",
     }
-    return meta
 
 
 def channels(flair_only: bool = False, **options) -> dict:
     return {"0": "FLAIR"} if flair_only else dict(CHANNELS)
 
 
-def find_cases(src: Path) -> list[tuple[str, str, Path, str]]:
-    """(split, case name, case folder, site) for every folder with wmh.nii.gz and pre/FLAIR.nii.gz."""
+def is_amsterdam_scanner(folder: str) -> bool:
+    """The Amsterdam scanner folders: GE3T, GE1T5 and `Philips_VU .PETMR_01.`."""
+    return folder in ("GE3T", "GE1T5") or folder.startswith("Philips")
+
+
+def site_scanner(case_dir: Path, src: Path) -> tuple[str, str]:
+    """(site, scanner) of a subject folder from the folder(s) above it ('' for one-scanner sites)."""
+    above = case_dir.relative_to(src).parts[:-1]
+    if not above:
+        raise DicebenchError(f"{case_dir}: expected a '<site>/<subject>' folder with wmh.nii.gz")
+    if is_amsterdam_scanner(above[-1]):
+        return "Amsterdam", above[-1]
+    return above[-1], ""
+
+
+def find(src: Path, flair_only: bool = False) -> list[Source]:
+    """Every subject folder with wmh.nii.gz, outside `additional_annotations/`."""
     out = []
     for lab in sorted(src.rglob("wmh.nii.gz")):
+        rel = lab.relative_to(src).parts
+        if any(part in IGNORED or part.startswith("._") for part in rel):
+            continue
         d = lab.parent
-        if not (d / "pre" / "FLAIR.nii.gz").is_file():
-            raise DicebenchError(f"{d / 'pre' / 'FLAIR.nii.gz'}: missing (case folder has wmh.nii.gz)")
-        rel = [p.lower() for p in d.relative_to(src).parts]
-        split = "Ts" if "test" in rel else "Tr"
-        site = d.parent.name
-        out.append((split, f"{site}_{d.name}", d, site))
+        images = [d / "pre" / "FLAIR.nii.gz"] + ([] if flair_only else [d / "pre" / "T1.nii.gz"])
+        for p in images:
+            if not p.is_file():
+                raise DicebenchError(f"{p}: missing (the subject folder {d} has wmh.nii.gz)")
+        site, scanner = site_scanner(d, src)
+        split = "Ts" if "test" in (p.lower() for p in rel[:-1]) else "Tr"
+        meta = {"site": site, **({"scanner": scanner} if scanner else {})}
+        patient = "/".join(x for x in (site, scanner, d.name) if x)
+        out.append(Source(case_name(site, scanner, d.name), split, patient, d, images, lab, meta=meta))
     if not out:
-        raise DicebenchError(f"{src}: no WMH case folder '<site>/<id>/wmh.nii.gz' found")
+        raise DicebenchError(f"{src}: no WMH subject folder '<site>/<subject>/wmh.nii.gz' found")
     return out
 
 
-def cases(src: Path, max_cases: int | None = None, flair_only: bool = False) -> Iterator[Case]:
-    found = find_cases(src)
-    entries = [(split, name, (d, site)) for split, name, d, site in found]
-    for split, name, (d, site) in select(entries, max_cases):
-        paths = [d / "pre" / "FLAIR.nii.gz"] + ([] if flair_only else [d / "pre" / "T1.nii.gz"])
-        images = [channel_images(read_image(p), str(p), 1)[0] for p in paths]
-        yield Case(name, split, images, read_image(d / "wmh.nii.gz"), str(d / "wmh.nii.gz"), {"site": site})
+def load(source: Source, flair_only: bool = False) -> Case:
+    return load_files(source, len(channels(flair_only)))
