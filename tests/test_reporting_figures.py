@@ -278,7 +278,7 @@ def test_subpatch_lines_take_the_loss_colours_and_the_class_colours(drawn):
     from dicebench.reporting import style
 
     scan = pd.DataFrame({"patch": ["8x8", "16x16", "8x8", "16x16"], "voxels": [64, 256, 64, 256],
-                         "class_index": [2, 2, 1, 1], "class": ["LV", "LV", "RV", "RV"],
+                         "class_index": [3, 3, 1, 1], "class": ["LV", "LV", "RV", "RV"],  # ACDC: MYO absent here
                          "empty_share_scan": [0.5, 0.2, 0.6, 0.3]})
     points = pd.DataFrame({"patch": "16x16", "voxels": 256, "variant": ["gdl (zero)", "mime", "gdl (zero)"],
                            "seed": 0, "class": ["all", "all", "RV"], "dsc": [0.5, 0.6, 0.4], "n_cases": 2,
@@ -290,4 +290,4 @@ def test_subpatch_lines_take_the_loss_colours_and_the_class_colours(drawn):
     assert {c.get_label(): c.lines[0].get_color() for c in right.containers} == {
         "gdl (zero)": style.loss_colour("gdl (zero)"), "mime": style.loss_colour("mime")}
     lines = {ln.get_label(): ln.get_color() for ln in left.get_lines() if ln.get_label().endswith("(labels)")}
-    assert lines == {"RV (labels)": style.class_colour(1), "LV (labels)": style.class_colour(2)}
+    assert lines == {"RV (labels)": style.class_colour(1), "LV (labels)": style.class_colour(3)}  # as in overlays
