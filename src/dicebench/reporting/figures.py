@@ -283,13 +283,18 @@ def lr_sensitivity(table: pd.DataFrame, outs: list[Path], title: str = "") -> No
                              figsize=style.grid_size(1, len(levels), key_entries=len(lines), title_lines=2))
     handles = {}
     for ax, level in zip(axes[0], levels):
-        for (variant, net), g in table[table["level"] == level].groupby(["loss_variant", "network"], sort=False):
+        groups = table[table["level"] == level].groupby(["loss_variant", "network"], sort=False)
+        for i, ((variant, net), g) in enumerate(groups):
             g = g.sort_values("lr")
             label = f"{variant} ({net})" if several_networks else variant
             sd = g["sd"].to_numpy(dtype=float)
-            handles[label] = ax.errorbar(g["lr"], g["dsc"], yerr=None if np.isnan(sd).all() else np.nan_to_num(sd),
-                                         marker="o", capsize=2, color=style.loss_colour(variant), label=label)
+            nudge = 10 ** (0.015 * (i - (groups.ngroups - 1) / 2))  # side by side, so the bars do not overlap
+            yerr = None if np.isnan(sd).all() else np.nan_to_num(sd)
+            handles[label] = ax.errorbar(g["lr"] * nudge, g["dsc"], yerr=yerr, marker="o", capsize=2,
+                                         color=style.loss_colour(variant), label=label)
         ax.set_xscale("log")
+        ax.set_xticks(sorted(set(table["lr"])), [f"{v:g}" for v in sorted(set(table["lr"]))])
+        ax.minorticks_off()
         ax.set_xlabel("learning rate")
         ax.set_title(level)
         ax.set_ylim(0, 100)
