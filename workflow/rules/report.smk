@@ -155,6 +155,8 @@ rule conventions:
 rule learning_curves:
     input:
         logs=lambda w: [f"{RESULTS}/{c.path}/log.csv" for c in cells_of(w.experiment)],
+        # each run's identity and convergence record, read beside its log
+        cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in cells_of(w.experiment)],
     output:
         png=report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
                    category="Figures"),
@@ -177,6 +179,8 @@ rule qualitative:
     input:
         raw=f"{RESULTS}/datasets/{{dataset}}",
         predictions=lambda w: [f"{RESULTS}/{c.path}/predictions" for c in qualitative_cells(w)],
+        # each prediction panel is named from the cell.json beside its predictions folder
+        cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in qualitative_cells(w)],
     output:
         png=report(f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.png", caption="../report/qualitative.rst",
                    category="Figures"),

@@ -41,6 +41,17 @@ def read_cell(csv_path: Path, what: str) -> tuple[pd.DataFrame, dict]:
     return df, cell
 
 
+def load_cell(folder: Path) -> dict:
+    """A cell folder's `cell.json` alone, for outputs that have no CSV beside it (predictions/)."""
+    path = Path(folder) / "cell.json"
+    try:
+        cell = json.loads(path.read_text())
+        cell["settings"]["recipe"]["patch_size"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise DicebenchError(f"{path}: cannot read the cell's identity ({type(exc).__name__}: {exc})") from None
+    return cell
+
+
 def loss_variant(settings: dict) -> str:
     """The loss as the sub-patching sweep tells its lines apart: GDL with its empty-class policy
     ("gdl (zero)"), a class weighting after a dash, any other loss by its name."""
