@@ -113,10 +113,10 @@ def test_experiment_table_reads_100_and_0(perfect):
     assert len(objects) == 2 * 4
     assert (objects["dsc_mean"] == 1.0).all() and (objects["hd95_mean"] == 0.0).all()
     md = (perfect["experiment"] / "table.md").read_text()
-    header = next(line for line in md.splitlines() if line.startswith("|") and "loss" in line)
-    columns = [c.strip() for c in header.strip("|").split("|")]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
-            if line.startswith("|") and ("dice" in line or "gdl" in line) and line is not header]
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert columns[:5] == ["dataset", "network", "loss", "weighting", "lr"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert len(rows) == 2
     for row in rows:
         entry = dict(zip(columns, row))
