@@ -135,6 +135,7 @@ def test_patch_must_be_divisible_by_the_network(default_config):
         grid.validate_config(cfg)
 
 
+@pytest.mark.workflow  # a Snakemake dry run
 def test_real_dataset_goes_through_download_and_convert(default_config, repo_root, tmp_path):
     """A `source: real` dataset is built by the download and convert rules, not synthesized."""
     import os

@@ -47,6 +47,8 @@ CONFIG = {
 }
 MIME = "results/kervadec2023/synth_acdc/unet2d/mime-none/lr0.01/seed0"
 
+pytestmark = pytest.mark.workflow  # Snakemake dry runs
+
 
 def _snakemake(work: Path, *args: str) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

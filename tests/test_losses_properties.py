@@ -4,6 +4,7 @@ perfect prediction, documented ranges (hypothesis)."""
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -123,3 +124,10 @@ def test_values_in_documented_range(name, params, problem):
         assert -a.sum().item() * n_vox - 1e-9 <= v <= b.sum().item() * n_vox + 1e-9
     else:
         pytest.fail(f"loss '{name}' is in the registry but has no documented range in this test")
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="checks the profile CI runs with (CI=true)")
+def test_property_tests_are_derandomized_in_ci():
+    """With CI=true the property tests draw the same examples on every run (tests/conftest.py),
+    so a red CI build replays and a green one is not luck."""
+    assert SETTINGS.derandomize and SETTINGS.database is None

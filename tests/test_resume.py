@@ -75,6 +75,7 @@ def _cli(dataset: Path, out: Path) -> list[str]:
             "--settings", json.dumps(SETTINGS), "--out", str(out)]
 
 
+@pytest.mark.slow  # trains in a subprocess, twice
 def test_sigkill_then_rerun_matches_uninterrupted(tiny_acdc, tmp_path, reference):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     proc = subprocess.Popen(_cli(tiny_acdc, tmp_path), env=env, stdout=subprocess.DEVNULL,
@@ -100,7 +101,10 @@ def test_sigkill_then_rerun_matches_uninterrupted(tiny_acdc, tmp_path, reference
     _assert_same_cell(reference, tmp_path)
 
 
-def test_bad_settings_json_is_one_line_error(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "dicebench", "train", "--dataset", str(tmp_path),
-                          "--settings", "{not json", "--out", str(tmp_path / "o")], capture_output=True, text=True)
-    assert res.returncode == 1 and "Traceback" not in res.stderr and "--settings is not valid JSON" in res.stderr
+def test_bad_settings_json_is_one_line_error(tmp_path, capsys):
+    from dicebench.cli import main
+
+    rc = main(["train", "--dataset", str(tmp_path), "--settings", "{not json", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "--settings is not valid JSON" in err
+    assert not (tmp_path / "o").exists()

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import pytest
 import torch
 
@@ -223,3 +224,166 @@ def test_cell_json_records_the_empty_patch_share_of_the_batches_drawn(two_runs, 
     expected = {name: empty[int(k)] / cell["training_patches"] for name, k in labels.items()}
     assert cell["empty_patch_share"] == pytest.approx(expected)
     assert cell["empty_patch_share"]["background"] < 1
+
+
+# ----------------------------------------------------------------------------- the settings reach the optimisation
+def _train_split(dataset: Path, recipe: dict) -> list[Case]:
+    names, _ = split_cases(list_cases(dataset), recipe.get("val_fraction", 0.2), recipe.get("split_seed", 0))
+    return [load_case(dataset, n, "Tr", 1) for n in names]
+
+
+def _hand_trained(dataset: Path, settings: dict, optimizer, lr_at, loss_fn) -> torch.nn.Module:
+    """The cell's training written out in plain torch: the network built right after seeding
+    torch with the cell's seed, iteration i's batch from `iteration_rng(seed, i)`, the learning
+    rate set to the closed form `lr_at(i)` before each step."""
+    recipe, seed = settings["recipe"], settings["seed"]
+    cases = _train_split(dataset, recipe)
+    num_classes = len(json.loads((Path(dataset) / "dataset.json").read_text())["labels"])
+    torch.manual_seed(seed)
+    model = get_network(settings["network"], 1, num_classes, **settings["network_params"])
+    opt = optimizer(model.parameters())
+    for it in range(recipe["iterations"]):
+        x, y = sample_batch(cases, iteration_rng(seed, it), recipe["batch_size"], tuple(recipe["patch_size"]),
+                            recipe.get("fg_oversample", 0.0), recipe.get("augment"))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(it)
+        model.train()
+        opt.zero_grad()
+        loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+    return model
+
+
+def _assert_weights_equal(path: Path, model: torch.nn.Module) -> None:
+    got, expected = _state(path), model.state_dict()
+    assert got.keys() == expected.keys()
+    for k in got:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-5, atol=1e-7, msg=k)
+
+
+HAND = {
+    "network": "enet2d", "network_params": {"width": 4}, "weighting": "none", "seed": 7, "threads": 1,
+    "recipe": {"iterations": 4, "batch_size": 2, "patch_size": [32, 32], "val_interval": 4, "fg_oversample": 0.5,
+               "augment": {"flip": True, "rot90": True}},
+}
+
+
+def test_adam_step_schedule_and_gdl_params_equal_a_hand_written_loop(tiny_acdc, tmp_path):
+    """Adam's betas, eps and weight decay act from the second step on; the step schedule halves
+    the learning rate every 2 iterations; GDL's w_type and empty_policy shape the gradient."""
+    from dicebench.losses import GeneralizedDiceLoss
+
+    settings = copy.deepcopy(HAND)
+    settings.update(loss="gdl", loss_params={"w_type": "simple", "empty_policy": "zero"}, lr=0.01)
+    settings["recipe"].update(optimizer="adam", optimizer_params={"betas": [0.8, 0.95], "eps": 1e-6,
+                                                                  "weight_decay": 1e-3},
+                              lr_schedule={"type": "step", "step_size": 2, "gamma": 0.5})
+    train_cell(tiny_acdc, None, copy.deepcopy(settings), tmp_path)
+    model = _hand_trained(
+        tiny_acdc, settings,
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=1e-3),
+        lambda it: 0.01 * 0.5 ** (it // 2),
+        GeneralizedDiceLoss(w_type="simple", empty_policy="zero"))
+    _assert_weights_equal(tmp_path / "model.pt", model)
+
+
+def test_sgd_poly_schedule_and_class_weighting_equal_a_hand_written_loop(tiny_acdc, tmp_path):
+    """SGD's momentum, Nesterov and weight decay; the poly schedule; Shen's square weights from
+    the dataset's class statistics."""
+    from dicebench.losses import WeightedDiceLoss
+    from dicebench.preprocessing.class_stats import compute_class_stats
+
+    stats = compute_class_stats(tiny_acdc)
+    (tmp_path / "class_stats.json").write_text(json.dumps(stats))
+    settings = copy.deepcopy(HAND)
+    settings.update(loss="weighted_dice", weighting="square", loss_params={"normalize_weights": True}, lr=0.05)
+    settings["recipe"].update(optimizer="sgd", optimizer_params={"momentum": 0.9, "nesterov": True,
+                                                                 "weight_decay": 5e-3},
+                              lr_schedule={"type": "poly", "power": 0.9})
+    train_cell(tiny_acdc, tmp_path / "class_stats.json", copy.deepcopy(settings), tmp_path / "cell")
+    model = _hand_trained(
+        tiny_acdc, settings,
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3),
+        lambda it: 0.05 * (1 - it / 4) ** 0.9,
+        WeightedDiceLoss("square", class_stats=stats, normalize_weights=True))
+    _assert_weights_equal(tmp_path / "cell" / "model.pt", model)
+
+
+@pytest.mark.parametrize("schedule, closed_form", [
+    ({"type": "step", "step_size": 2, "gamma": 0.5}, lambda n: 0.01 * 0.5 ** (n // 2)),
+    ({"type": "poly", "power": 0.9}, lambda n: 0.01 * (1 - n / 6) ** 0.9),
+    ({"type": "constant"}, lambda n: 0.01),
+], ids=["step", "poly", "constant"])
+def test_log_lr_column_follows_the_schedule(tiny_acdc, tmp_path, schedule, closed_form):
+    """Row n (after iteration n) logs the learning rate the optimizer holds then: lr0 f(n),
+    the rate of the next iteration (the schedule has stepped n times)."""
+    import pandas as pd
+
+    settings = copy.deepcopy(SETTINGS)
+    settings["lr"] = 0.01
+    settings["recipe"].update(iterations=6, val_interval=6, log_interval=1, checkpoint_interval=6,
+                              lr_schedule=schedule, augment={})
+    train_cell(tiny_acdc, None, settings, tmp_path)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["iteration"].tolist() == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(log["lr"], [closed_form(n) for n in range(1, 7)], rtol=1e-12, atol=0)
+
+
+def _striped_dataset(root: Path, lacking: bool) -> Path:
+    """Four 2 x 16 x 16 cases whose every axial slice holds classes 0, 1 and 2 (stripes); with
+    `lacking`, case 0 has no class 2. A 16 x 16 patch is a whole slice, so no patch lacks a
+    class unless it comes from that case."""
+    from dicebench.io import write_image, write_json
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        label = np.zeros((2, 16, 16), np.uint8)
+        label[:, :, 6:11], label[:, :, 11:] = 1, 2
+        if lacking and i == 0:
+            label[label == 2] = 1
+        image = (label + 0.3 * rng.standard_normal(label.shape)).astype(np.float32)
+        write_image(sitk.GetImageFromArray(image), root / "imagesTr" / f"case_{i:03d}_0000.nii.gz")
+        write_image(sitk.GetImageFromArray(label), root / "labelsTr" / f"case_{i:03d}.nii.gz")
+    write_json(root / "dataset.json", {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "a": 1, "b": 2},
+                                       "numTraining": 4, "file_ending": ".nii.gz"})
+    return root
+
+
+@pytest.mark.parametrize("lacking", [False, True], ids=["every_patch_has_every_class", "a_patch_lacks_a_class"])
+def test_gdl_empty_policy_matters_exactly_when_a_patch_lacks_a_class(tmp_path, lacking):
+    """Two cells differing only in loss_params.empty_policy (max, zero): the policy weighs a
+    class absent from a patch, so the weights agree bit for bit when no patch lacks a class
+    and differ when one does."""
+    dataset = _striped_dataset(tmp_path / "data", lacking)
+    weights, shares = {}, {}
+    for policy in ("max", "zero"):
+        settings = {"network": "enet2d", "network_params": {"width": 4}, "loss": "gdl", "weighting": "none",
+                    "loss_params": {"empty_policy": policy}, "lr": 0.01, "seed": 0, "threads": 1,
+                    "recipe": {"optimizer": "adam", "iterations": 2, "batch_size": 3, "patch_size": [16, 16],
+                               "val_fraction": 0.25, "val_interval": 2}}
+        summary = train_cell(dataset, None, settings, tmp_path / policy)
+        weights[policy], shares[policy] = _state(tmp_path / policy / "model.pt"), summary["empty_patch_share"]
+    assert shares["max"] == shares["zero"]
+    # batch_size 3 = the three training cases, so case 0 is in every batch
+    assert shares["max"]["b"] == (pytest.approx(1 / 3) if lacking else 0.0)
+    same = [torch.equal(weights["max"][k], weights["zero"][k]) for k in weights["max"]]
+    if lacking:
+        assert not all(same)
+    else:
+        assert all(same)
+
+
+@pytest.mark.xfail(torch.cuda.is_available(), strict=True, reason="auto_device accepts cuda:N without checking N "
+                   "against torch.cuda.device_count(); the run then fails later with a torch RuntimeError")
+def test_requested_cuda_device_that_is_not_there_is_a_one_line_error(tiny_acdc, tmp_path, capsys):
+    """`device: cuda:N` with no N-th CUDA device (on a CPU-only machine: any N)."""
+    from dicebench.cli import main
+
+    missing = f"cuda:{torch.cuda.device_count()}"
+    settings = {**copy.deepcopy(SETTINGS), "device": missing}
+    with pytest.raises(DicebenchError, match=f"'{missing}'"):
+        train_cell(tiny_acdc, None, copy.deepcopy(settings), tmp_path / "a")
+    rc = main(["train", "--dataset", str(tiny_acdc), "--settings", json.dumps(settings), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert rc == 1 and missing in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
