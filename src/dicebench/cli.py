@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paper-tables": ("dicebench.reporting.paper_tables", "a paper's table beside its published numbers"),
     "claims": ("dicebench.reporting.claims", "the claims table with computed verdicts"),
     "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
+    "bundle": ("dicebench.review.bundle", "one checksummed archive of a run's results, for others to check"),
+    "verify": ("dicebench.review.verify", "rerun cells of a results bundle and compare them with it"),
+    "viewer": ("dicebench.review.viewer", "an HTML page to scroll through test cases and each loss's prediction"),
 }
 
 
