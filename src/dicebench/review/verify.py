@@ -248,6 +248,8 @@ def verify(bundle: Path, cells: list[str] = (), claim: str | None = None, seed: 
            snakemake_args: list[str] | None = None) -> list[Verdict]:
     import yaml
 
+    if not Path(bundle).exists():
+        raise DicebenchError(f"{bundle}: file not found")
     workdir = Path(workdir or default_workdir(bundle)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     folder = unpack(bundle, workdir / ".verify" / "bundle")
