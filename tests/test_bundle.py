@@ -347,3 +347,101 @@ def test_cli_errors_are_one_line(tmp_path):
                            "--cell", "results/x"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
     assert "no.tar.gz: file not found" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+def _snakefile(work: Path, repo: Path) -> Path:
+    """The repository's Snakefile once it includes workflow/rules/review.smk; until then a
+    wrapper in `work` that includes both (with a copy of paper/, which the Snakefile finds
+    beside itself)."""
+    main = repo / "Snakefile"
+    if "rules/review.smk" in main.read_text():
+        return main
+    wrapper = work / "Snakefile.review"
+    if wrapper.exists():
+        return wrapper
+    shutil.copytree(repo / "paper", work / "paper", ignore=shutil.ignore_patterns("*.pdf", "generated", "*.aux",
+                                                                                   "*.log", "*.fls", "*.out"))
+    wrapper.write_text(f'include: "{main}"\ninclude: "{repo / "workflow" / "rules" / "review.smk"}"\n')
+    return wrapper
+
+
+def _run(work: Path, *cmd: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run([sys.executable, "-m", *cmd], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def _snakemake(work: Path, repo: Path, *targets: str) -> subprocess.CompletedProcess:
+    return _run(work, "snakemake", "--snakefile", str(_snakefile(work, repo)), "--directory", str(work),
+                "--configfile", str(work / "config" / "config.yaml"), "--cores", "2", *targets)
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory, repo_root):
+    """A tiny real run (one loss, seeds 0 and 1) and its bundle, made by the `bundle` target."""
+    work = tmp_path_factory.mktemp("bundle_e2e")
+    (work / "config").mkdir()
+    config = json.loads(json.dumps(CONFIG))
+    config["experiments"]["tiny"]["losses"] = ["ce"]  # no gradient map or sub-patching figure to draw
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake(work, repo_root, "results/bundle.tar.gz")
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in (work / "results" / "logs").rglob("*.log"))
+        pytest.fail(f"snakemake failed:\n{proc.stderr[-4000:]}\n{logs}")
+    return work
+
+
+CELL0 = "results/tiny/synth_acdc/unet2d/ce-none/lr0.01/seed0"
+
+
+@pytest.mark.slow
+def test_the_bundle_target_bundles_the_run(real_bundle):
+    path = real_bundle / "results" / "bundle.tar.gz"
+    sums = B.check_bundle(path)
+    assert {f"{CELL0}/per_case.csv", "figures/viewer/tiny/synth_acdc.html", "figures/claims.csv",
+            "paper/paper.pdf", "config/resolved.yaml", "results/tiny/cases.csv"} <= set(sums)
+    info = json.loads(members(path)["bundle.json"])
+    assert [c["seed"] for c in info["cells"]] == [0, 1] and info["devices"] == ["cpu"]
+    assert [g["seeds"] for g in info["seed_spread"]] == [[0, 1]]
+
+
+@pytest.mark.slow
+def test_verify_reruns_a_cell_identically_and_judges_another_seed(real_bundle, repo_root):
+    # the Snakemake target: the same seed on the same machine gives byte-identical per-case metrics
+    target = f"results/verify/{CELL0[len('results/'):]}/verdict.csv"
+    proc = _snakemake(real_bundle, repo_root, target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    verdict = pd.read_csv(real_bundle / target)
+    assert verdict.loc[0, "verdict"] == V.IDENTICAL, verdict.loc[0, "reason"]
+    assert verdict.loc[0, "cell"] == CELL0 and "same seed 0, device cpu, packages" in verdict.loc[0, "reason"]
+    work = real_bundle / f"results/verify/{CELL0[len('results/'):]}/work"
+    assert (work / CELL0 / "per_case.csv").read_bytes() == (real_bundle / CELL0 / "per_case.csv").read_bytes()
+    assert (work / CELL0 / "log.csv").read_bytes() == (real_bundle / CELL0 / "log.csv").read_bytes()
+
+    # the command, another seed: agrees or differs, as the bundle's seed spread says
+    proc = _run(real_bundle, "dicebench", "verify", "--bundle", "results/bundle.tar.gz", "--cell", CELL0,
+                "--seed", "2", "--workdir", str(work), "--out", "seed2.csv")
+    verdict = pd.read_csv(real_bundle / "seed2.csv").iloc[0]
+    old = B.case_mean_dsc(pd.read_csv(real_bundle / CELL0 / "per_case.csv"))
+    new = B.case_mean_dsc(pd.read_csv(work / CELL0.replace("seed0", "seed2") / "per_case.csv"))
+    sigma = np.std([old, B.case_mean_dsc(pd.read_csv(real_bundle / CELL0.replace("seed0", "seed1") / "per_case.csv"))],
+                   ddof=1)
+    expected = V.AGREES if abs(new - old) <= 1.96 * math.sqrt(2) * sigma else V.DIFFERS
+    assert verdict["verdict"] == expected and proc.returncode == (0 if expected == V.AGREES else 3), proc.stderr
+    assert verdict["delta"] == pytest.approx(new - old)
+    assert "seed 2 (bundle: 0)" in verdict["reason"] and verdict["differing"] == "seed"
+    assert f"{CELL0}: {expected} (" in proc.stdout
+
+
+@pytest.mark.slow
+def test_verify_refuses_a_tampered_bundle(real_bundle, tmp_path):
+    bad = tmp_path / "tampered.tar.gz"
+    _rewrite(real_bundle / "results" / "bundle.tar.gz", bad,
+             lambda n, d: d.replace(b"seed", b"sEed", 1) if n == f"{CELL0}/cell.json" else d)
+    proc = _run(real_bundle, "dicebench", "verify", "--bundle", str(bad), "--cell", CELL0,
+                "--workdir", str(tmp_path / "scratch"))
+    assert proc.returncode == 1 and f"{CELL0}/cell.json does not match its SHA-256" in proc.stderr
+    assert not (tmp_path / "scratch" / "results").exists()  # nothing was rerun

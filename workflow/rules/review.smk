@@ -9,11 +9,14 @@
 # The verify targets do not list the bundle as an input, so a bundle received from elsewhere and
 # copied to results/bundle.tar.gz is checked as it is, never rebuilt from this checkout.
 
+import shlex
+
 # Viewer pages of the configured experiments (the `all` target lists them too).
 VIEWER_PAGES = [f"{FIGURES}/viewer/{e}/{ds}.html" for e in MAIN_EXPERIMENTS
                 for ds in config["experiments"][e]["datasets"]]
 BUNDLE = f"{RESULTS}/bundle.tar.gz"
-BUNDLE_CELL_FILES = ["cell.json", "log.csv", "split.json", "per_case.csv", "metrics.csv"]
+# The cell files the bundle takes that rules declare (train writes split.json too, undeclared).
+BUNDLE_CELL_FILES = ["cell.json", "log.csv", "per_case.csv", "metrics.csv"]
 
 
 wildcard_constraints:
@@ -43,28 +46,28 @@ rule viewer:
 
 
 rule bundle:
-    # The validated config in memory (what the run used, --config overrides included) goes in
-    # as config/resolved.yaml, beside the config files it came from.
+    # The config as this Snakemake run resolved it (--config overrides included) goes in as
+    # config/resolved.yaml, what `verify` reruns; the config files beside it for reading.
     input:
         targets=all_targets() + VIEWER_PAGES,
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES],
     output:
         BUNDLE,
+    params:
+        configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
+        config=lambda w: shlex.quote(json.dumps(config, default=str)),
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/bundle.log",
     benchmark:
         f"{RESULTS}/benchmarks/bundle.tsv"
-    run:
-        import copy
-
-        from dicebench.io import write_text
-        from dicebench.review.bundle import write_bundle
-
-        info = write_bundle(workflow.configfiles, output[0], config=copy.deepcopy(config), paper="paper/paper.pdf")
-        write_text(log[0], f"wrote {output[0]}: {len(info['cells'])} cells, commit {info['git_commit']}\n")
+    shell:
+        "dicebench bundle --configfile {params.configfiles} --config-json {params.config} "
+        "--paper paper/paper.pdf --out {output} > {log} 2>&1"
 
 
 rule bundle_with_weights:
@@ -73,22 +76,21 @@ rule bundle_with_weights:
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES + ["model.pt", "model_best.pt"]],
     output:
         f"{RESULTS}/bundle_with_weights.tar.gz",
+    params:
+        configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
+        config=lambda w: shlex.quote(json.dumps(config, default=str)),
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
+    conda:
+        "../../envs/dicebench.yaml"
     log:
         f"{RESULTS}/logs/bundle_with_weights.log",
     benchmark:
         f"{RESULTS}/benchmarks/bundle_with_weights.tsv"
-    run:
-        import copy
-
-        from dicebench.io import write_text
-        from dicebench.review.bundle import write_bundle
-
-        info = write_bundle(workflow.configfiles, output[0], config=copy.deepcopy(config), weights=True,
-                            paper="paper/paper.pdf")
-        write_text(log[0], f"wrote {output[0]}: {len(info['cells'])} cells with weights\n")
+    shell:
+        "dicebench bundle --configfile {params.configfiles} --config-json {params.config} --weights "
+        "--paper paper/paper.pdf --out {output} > {log} 2>&1"
 
 
 rule verify_cell:

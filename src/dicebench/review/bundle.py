@@ -44,7 +44,7 @@ import pandas as pd
 
 from dicebench import grid
 from dicebench.errors import DicebenchError
-from dicebench.io import atomic_path
+from dicebench.io import atomic_path, json_option
 
 FORMAT = "dicebench-bundle/1"
 MANIFEST = "SHA256SUMS"
@@ -268,6 +268,7 @@ def write_bundle(configfiles: list[Path], out: Path, *, config: dict | None = No
     if not out.name.endswith(".tar.gz"):
         raise DicebenchError(f"{out}: the bundle is a .tar.gz archive; name it so")
     top = out.name[: -len(".tar.gz")]
+    configfiles = list({Path(p).resolve(): Path(p) for p in configfiles}.values())  # Snakemake may list one twice
     config = load_config(configfiles) if config is None else config
     entries, info = collect(config, configfiles, weights=weights, paper=paper, repo=repo)
     info_bytes = (json.dumps(info, indent=2, allow_nan=True) + "\n").encode()
@@ -388,13 +389,19 @@ def read_info(folder: Path) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--configfile", nargs="+", type=Path, default=[Path("config/config.yaml")],
                    help="the config files of the run, in Snakemake's order (default: config/config.yaml)")
+    p.add_argument("--config-json", default=None,
+                   help="the run's config as JSON (a rule passes Snakemake's, --config overrides included); "
+                        "default: built from --configfile")
     p.add_argument("--out", type=Path, default=Path("results/bundle.tar.gz"), help="the archive (.tar.gz)")
     p.add_argument("--weights", action="store_true", help="also the cells' model.pt and model_best.pt")
     p.add_argument("--paper", type=Path, default=Path("paper/paper.pdf"), help="the paper PDF, if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-    info = write_bundle(args.configfile, args.out, weights=args.weights, paper=args.paper)
+    config = None
+    if args.config_json is not None:
+        config = grid.validate_config(json_option(args.config_json, "--config-json"))
+    info = write_bundle(args.configfile, args.out, config=config, weights=args.weights, paper=args.paper)
     size = Path(args.out).stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB): {len(info['cells'])} cells, commit "
           f"{(info['git_commit'] or 'unknown')[:12]}{' (dirty)' if info['git_dirty'] else ''}, "
