@@ -131,16 +131,16 @@ def test_a_missing_or_misshapen_prediction_is_named(tiny_acdc, cells, tmp_path):
 
 def _chromium() -> str:
     """Debian's chromium; under CI its absence (or Playwright's) is a failure, not a skip."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    ci = os.environ.get("CI") == "true"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        path = None if os.environ.get("CI") != "true" else path
-        if os.environ.get("CI") == "true":
+        if ci:
             pytest.fail("Playwright is not installed (requirements.lock pins it)")
         pytest.skip("Playwright is not installed")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("CI") == "true":
+        if ci:
             pytest.fail("chromium not found: `make test` installs Debian's chromium (Makefile target testdeps)")
         pytest.skip("chromium not found (apt-get install chromium)")
     return path
