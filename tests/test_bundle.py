@@ -102,6 +102,7 @@ def members(path: Path) -> dict[str, bytes]:
 
 def test_bundle_holds_the_cells_tables_figures_config_and_a_manifest(fake_run):
     out = fake_run / "out" / "review.tar.gz"
+    os.chmod(fake_run / "results" / "tiny" / "table.csv", 0o600)  # as dicebench.io writes outputs
     info = B.write_bundle([Path("config/config.yaml")], out)
     files = members(out)
     cell = "results/tiny/synth_acdc/unet2d/dice-none/lr0.01/seed1"
@@ -124,6 +125,7 @@ def test_bundle_holds_the_cells_tables_figures_config_and_a_manifest(fake_run):
     assert yaml.safe_load(files["config/resolved.yaml"])["experiments"]["tiny"]["seeds"] == [0, 1]
     with tarfile.open(out) as tar:
         assert {m.name.split("/")[0] for m in tar.getmembers()} == {"review"}
+        assert {(m.mode, m.uid, m.uname) for m in tar.getmembers()} == {(0o644, 0, "")}
 
 
 def test_bundle_records_case_mean_dsc_and_the_between_seed_spread(fake_run):

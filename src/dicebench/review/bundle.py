@@ -260,6 +260,12 @@ def collect(config: dict, configfiles: list[Path], *, weights: bool = False, pap
     return entries, info
 
 
+def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Readable by whoever unpacks it, owned by nobody in particular (outputs are written 0600)."""
+    info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
+    return info
+
+
 def write_bundle(configfiles: list[Path], out: Path, *, config: dict | None = None, weights: bool = False,
                  paper: Path | None = None, repo: Path = REPO) -> dict:
     """Write the archive atomically; returns its bundle.json. `config`: the validated config when
@@ -282,10 +288,11 @@ def write_bundle(configfiles: list[Path], out: Path, *, config: dict | None = No
     with atomic_path(out) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for e in sorted(entries, key=lambda e: e.arcname) + [Entry(MANIFEST, data=manifest)]:
             if e.data is None:
-                tar.add(e.source, arcname=f"{top}/{e.arcname}", recursive=False)
+                tar.add(e.source, arcname=f"{top}/{e.arcname}", recursive=False, filter=_portable)
             else:
                 ti = tarfile.TarInfo(f"{top}/{e.arcname}")
-                ti.size, ti.mtime, ti.mode = len(e.data), now, 0o644
+                ti.size, ti.mtime = len(e.data), now
+                ti = _portable(ti)
                 tar.addfile(ti, io.BytesIO(e.data))
     return info
 
