@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: run test venv sysdeps lint clean bench
+.PHONY: run test venv sysdeps testdeps lint clean bench bundle
 
 # Debian packages the workflow needs beyond Python: latexmk and TeX for paper/paper.pdf.
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
+# ... and the tests: a headless browser for the viewer pages (tests/test_viewer.py).
+TEST_APT_PACKAGES := chromium
 
 $(BIN)/dicebench: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,14 +26,27 @@ sysdeps:
 	  echo "installing $(APT_PACKAGES)"; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
 
+testdeps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "chromium is missing: install the Debian packages $(TEST_APT_PACKAGES)" >&2; exit 1; fi; \
+	  echo "installing $(TEST_APT_PACKAGES)"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(TEST_APT_PACKAGES); }
+
 # The rules call the package's `dicebench` command: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 run: venv sysdeps
 	snakemake --cores $(CORES) --configfile config/config.yaml
 
-test: venv sysdeps
+test: venv sysdeps testdeps
 	$(BIN)/python -m pytest -q
+
+# One checksummed archive of the run for others to check (README "Checking a run"): runs
+# whatever is missing first. WEIGHTS=1 adds every cell's model.pt and model_best.pt.
+bundle: venv sysdeps
+	snakemake --cores $(CORES) --configfile config/config.yaml \
+	  $(if $(filter 1 yes true,$(WEIGHTS)),results/bundle_with_weights.tar.gz,results/bundle.tar.gz)
 
 lint: venv
 	snakemake --lint --configfile config/config.yaml

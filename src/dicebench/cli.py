@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "conventions": ("dicebench.reporting.conventions", "every claim under each metric convention for empty masks"),
     "stale": ("dicebench.workflow", "list (and retrain) the cells whose code or model changed since they ran"),
     "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
+    "bundle": ("dicebench.review.bundle", "one checksummed archive of a run's results, for others to check"),
+    "verify": ("dicebench.review.verify", "rerun cells of a results bundle and compare them with it"),
+    "viewer": ("dicebench.review.viewer", "an HTML page to scroll through test cases and each loss's prediction"),
 }
 
 
