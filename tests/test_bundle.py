@@ -355,19 +355,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def _snakefile(work: Path, repo: Path) -> Path:
-    """The repository's Snakefile once it includes workflow/rules/review.smk; until then a
-    wrapper in `work` that includes both (with a copy of paper/, which the Snakefile finds
-    beside itself)."""
-    main = repo / "Snakefile"
-    if "rules/review.smk" in main.read_text():
-        return main
-    wrapper = work / "Snakefile.review"
-    if wrapper.exists():
-        return wrapper
-    shutil.copytree(repo / "paper", work / "paper", ignore=shutil.ignore_patterns("*.pdf", "generated", "*.aux",
-                                                                                   "*.log", "*.fls", "*.out"))
-    wrapper.write_text(f'include: "{main}"\ninclude: "{repo / "workflow" / "rules" / "review.smk"}"\n')
-    return wrapper
+    return repo / "Snakefile"
 
 
 def _run(work: Path, *cmd: str) -> subprocess.CompletedProcess:

@@ -373,8 +373,6 @@ def test_gdl_empty_policy_matters_exactly_when_a_patch_lacks_a_class(tmp_path, l
         assert all(same)
 
 
-@pytest.mark.xfail(torch.cuda.is_available(), strict=True, reason="auto_device accepts cuda:N without checking N "
-                   "against torch.cuda.device_count(); the run then fails later with a torch RuntimeError")
 def test_requested_cuda_device_that_is_not_there_is_a_one_line_error(tiny_acdc, tmp_path, capsys):
     """`device: cuda:N` with no N-th CUDA device (on a CPU-only machine: any N)."""
     from dicebench.cli import main

@@ -136,6 +136,11 @@ def figure_paths(config: dict, kind: str, ext: str = "pdf") -> list[str]:
     return [pattern.format(fig=fig, e=e, ds=ds, ext=ext) for e, ds in figure_sets(config)[kind]]
 
 
+def viewer_pages(config: dict) -> list[str]:
+    """One page per experiment and dataset to step through the test cases' predictions."""
+    return [f"{config['figures']}/viewer/{e}/{ds}.html" for e, ds in figure_sets(config)["qualitative"]]
+
+
 def paper_figures(config: dict) -> list[str]:
     return [p for kind in figure_sets(config) for p in figure_paths(config, kind)]
 
@@ -151,7 +156,7 @@ def targets(config: dict) -> list[str]:
     out += [f"{fig}/tables/{p}.md" for p in papers(config)]
     out += [f"{fig}/tables/wilcoxon.md", f"{fig}/claims.md", f"{fig}/tables/conventions.md"]
     out += [p for kind in figure_sets(config) for p in figure_paths(config, kind, "png")]
-    out += ["paper/paper.pdf"]
+    out += viewer_pages(config) + ["paper/paper.pdf"]
     return out
 
 

@@ -157,6 +157,7 @@ rule learning_curves:
         logs=lambda w: [f"{RESULTS}/{c.path}/log.csv" for c in cells_of(w.experiment)],
         # each run's identity and convergence record, read beside its log
         cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in cells_of(w.experiment)],
+        code=code("dicebench.reporting.figures"),
     output:
         png=report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
                    category="Figures"),
@@ -181,6 +182,7 @@ rule qualitative:
         predictions=lambda w: [f"{RESULTS}/{c.path}/predictions" for c in qualitative_cells(w)],
         # each prediction panel is named from the cell.json beside its predictions folder
         cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in qualitative_cells(w)],
+        code=code("dicebench.reporting.figures"),
     output:
         png=report(f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.png", caption="../report/qualitative.rst",
                    category="Figures"),
@@ -205,6 +207,7 @@ rule gradient_map:
     input:
         model=gradient_cell,
         data=preprocessed_of,
+        code=code("dicebench.reporting.figures"),
     output:
         png=report(f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.png", caption="../report/gradient_map.rst",
                    category="Figures"),
@@ -228,6 +231,7 @@ rule subpatch:
         data=preprocessed_of,
         per_case=subpatch_cells,
         cells=lambda w: subpatch_cells(w, "cell.json"),
+        code=code("dicebench.reporting.figures"),
     output:
         png=report(f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.png", caption="../report/subpatch.rst",
                    category="Figures"),
@@ -254,6 +258,7 @@ rule subpatch:
 rule lr_sensitivity:
     input:
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
+        code=code("dicebench.reporting.figures"),
     output:
         png=report(f"{FIGURES}/lr_sensitivity/{{experiment}}.png", caption="../report/lr_sensitivity.rst",
                    category="Figures"),

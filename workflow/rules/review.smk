@@ -12,8 +12,7 @@
 import shlex
 
 # Viewer pages of the configured experiments (the `all` target lists them too).
-VIEWER_PAGES = [f"{FIGURES}/viewer/{e}/{ds}.html" for e in MAIN_EXPERIMENTS
-                for ds in config["experiments"][e]["datasets"]]
+VIEWER_PAGES = wf.viewer_pages(config)
 BUNDLE = f"{RESULTS}/bundle.tar.gz"
 # The cell files the bundle takes that rules declare (train writes split.json too, undeclared).
 BUNDLE_CELL_FILES = ["cell.json", "log.csv", "per_case.csv", "metrics.csv"]
@@ -28,6 +27,7 @@ rule viewer:
         raw=f"{RESULTS}/datasets/{{dataset}}",
         predictions=lambda w: [f"{RESULTS}/{c.path}/predictions" for c in qualitative_cells(w)],
         cases=lambda w: [f"{RESULTS}/{c.path}/per_case.csv" for c in qualitative_cells(w)],
+        code=code("dicebench.review.viewer"),
     output:
         report(f"{FIGURES}/viewer/{{experiment}}/{{dataset}}.html", caption="../report/viewer.rst",
                category="Viewer"),
@@ -49,7 +49,7 @@ rule bundle:
     # The config as this Snakemake run resolved it (--config overrides included) goes in as
     # config/resolved.yaml, what `verify` reruns; the config files beside it for reading.
     input:
-        targets=all_targets() + VIEWER_PAGES,
+        targets=wf.targets(config),
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES],
     output:
         BUNDLE,
@@ -72,7 +72,7 @@ rule bundle:
 
 rule bundle_with_weights:
     input:
-        targets=all_targets() + VIEWER_PAGES,
+        targets=wf.targets(config),
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES + ["model.pt", "model_best.pt"]],
     output:
         f"{RESULTS}/bundle_with_weights.tar.gz",
