@@ -28,7 +28,7 @@ from dicebench.review import verify as V
 CONFIG = {
     "results": "results",
     "figures": "figures",
-    "threads_per_job": 1,
+    "compute_threads": 1,
     "datasets": {"synth_acdc": {"source": "synthetic", "phantom": "acdc", "n_train": 3, "n_test": 1, "seed": 1,
                                 "shape": [4, 32, 32]}},
     "preprocessing": {"plain": {"target_spacing": None, "n4": {"enabled": False}, "normalization": "zscore"}},

@@ -113,9 +113,10 @@ def test_experiment_table_reads_100_and_0(perfect):
     assert len(objects) == 2 * 4
     assert (objects["dsc_mean"] == 1.0).all() and (objects["hd95_mean"] == 0.0).all()
     md = (perfect["experiment"] / "table.md").read_text()
+    assert "## synth_acdc" in md  # one table per dataset, with its own classes
     lines = [line for line in md.splitlines() if line.startswith("|")]
     columns = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert columns[:5] == ["dataset", "network", "loss", "weighting", "lr"]
+    assert columns[:4] == ["network", "loss", "weighting", "lr"] and columns[-1] == "seeds"
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert len(rows) == 2
     for row in rows:
@@ -138,20 +139,25 @@ def test_paper_table_reads_100_and_0(perfect):
     long = pd.read_csv(perfect["tables"] / f"{EXPERIMENT}.csv")
     ours = long[(long["dataset"] == "synth_acdc") & long["row"].isin(["dice", "gdl"])]
     assert sorted(set(ours["column"])) == [f"ACDC {c}" for c in sorted([*OBJECTS, "all"])]
-    assert len(ours) == 2 * 4 * 2  # losses x columns x (dsc, hd95)
+    every = ours[ours["view"] == "all cases"]
+    assert len(every) == 2 * 4 * 2  # losses x columns x (dsc, hd95)
+    # RV is absent from one of the three test cases: shown over the two that contain it too
+    present = ours[ours["view"] == "present"]
+    assert set(present["column"]) == {"ACDC RV"} and (present["n_cases"] == 2).all()
     dsc, hd = ours[ours["metric"] == "dsc"], ours[ours["metric"] == "hd95"]
-    assert (dsc["ours"] == 100.0).all() and (dsc["ci_lo"] == 100.0).all() and (dsc["ci_hi"] == 100.0).all()
-    assert (hd["ours"] == 0.0).all() and (hd["ci_lo"] == 0.0).all() and (hd["ci_hi"] == 0.0).all()
-    assert (ours["n_cases"] == 3).all() and (ours["n_seeds"] == 1).all()
+    assert (dsc["ours"] == 100.0).all() and (hd["ours"] == 0.0).all()
+    assert dsc["ci_lo"].isna().all() and (ours["n_seeds"] == 1).all()  # one seed: no interval
+    assert (every["n_cases"] == 3).all()
     assert long.loc[long["row"].isin(["vnet", "mime"]), "ours"].isna().all()  # cells that were not run
     for suffix in ("md", "tex"):
         text = (perfect["tables"] / f"{EXPERIMENT}.{suffix}").read_text()
         for loss in ("dice", "gdl"):
-            line = next(line for line in text.splitlines() if re.match(rf"^\|? ?{loss} [|&]", line))
-            entries = re.split(r" [|&] ", line.strip("| \\"))[1:]
-            assert len(entries) == 4 + 3  # ACDC RV, MYO, LV, all; WMH WMH, other, all
-            for entry in entries[:4]:
-                assert entry.startswith("100.0 / 0.0 [100.0, 100.0]"), (suffix, loss, entry)
+            for cls in [*OBJECTS, "all"]:
+                line = next(line for line in text.splitlines()
+                            if re.match(rf"^\|? ?{loss} [|&] {cls} [|&]", line))
+                entries = re.split(r" [|&] ", line.strip("| \\"))
+                assert entries[2] == "100.0" and entries[-3] == "0.0", (suffix, loss, entries)
+                assert entries[-1] in ("1×3", r"1$\times$3"), (suffix, loss, entries)
 
 
 # ----------------------------------------------------------------------------- model_best.pt

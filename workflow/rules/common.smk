@@ -16,6 +16,11 @@ from dicebench.provenance import code_files
 # (--software-deployment-method conda) puts its own bin/ in front when it is activated.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
+
+envvars:
+    "PATH",
+
+
 # A user's config file describes their run alone; without one, config/config.yaml runs.
 try:
     wf.prepare_config(config, workflow.config_settings.configfiles)
@@ -65,8 +70,8 @@ def code(*modules):
     return list(code_files(*modules))
 
 
-# Result-neutral settings (settings.neutral_keys) reach a job through these strings, outside
-# `params`, so changing them never reruns a job (Snakemake tracks params, not the shell text).
+# Result-neutral settings (settings.neutral_keys) reach a job through its `resources`, outside
+# `params`, so changing them never reruns a job (Snakemake tracks params, not resources).
 EVALUATION_THREADS = config["evaluation"]["threads"]
 INFERENCE_RUNTIME = json.dumps({k: config["inference"][k] for k in ("sw_batch_size", "slices_per_chunk")})
 

@@ -9,13 +9,14 @@ rule infer:
     output:
         directory(f"{CELL}/predictions"),
     params:
-        # Result-affecting inference settings; sw_batch_size and slices_per_chunk travel in
-        # INFERENCE_RUNTIME (common.smk) and never rerun a job.
+        # Result-affecting inference settings (the result-neutral ones travel in resources).
         settings=json.dumps({k: v for k, v in config["inference"].items() if k not in ("sw_batch_size", "slices_per_chunk")}),
         threads=config["compute_threads"],
     threads: config["compute_threads"]
     resources:
         **resources_for("infer"),
+        # Result-neutral (sw_batch_size, slices_per_chunk): resources never rerun a job.
+        runtime_settings=INFERENCE_RUNTIME,
     conda:
         "../../envs/dicebench.yaml"
     log:
@@ -24,5 +25,5 @@ rule infer:
         f"{RESULTS}/benchmarks/infer/{grid.CELL_PATTERN}.tsv"
     shell:
         "dicebench infer --model {input.model} --images {input.data}/imagesTs --reference {input.raw}/imagesTs "
-        "--out {output} --settings '{params.settings}' --runtime '{INFERENCE_RUNTIME}' "
+        "--out {output} --settings '{params.settings}' --runtime '{resources.runtime_settings}' "
         "--threads {params.threads} > {log} 2>&1"

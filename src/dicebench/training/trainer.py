@@ -475,6 +475,9 @@ def train_cell(dataset_dir: Path, class_stats_path: Path | None, settings: dict 
     result-neutral settings (data_workers, sw_batch_size, device). `stop_after` ends the run
     early right after that iteration's checkpoint (used to test resumption)."""
     if not isinstance(settings, CellSettings):
+        settings = dict(settings)
+        if "device" in settings:  # where to compute is a runtime choice, recorded in cell.json
+            runtime = {**(runtime or {}), "device": settings.pop("device")}
         settings = CellSettings.from_dict(settings)
     wall0, cpu0 = time.time(), time.process_time()
     run = setup(dataset_dir, class_stats_path, settings, out_dir, runtime)
