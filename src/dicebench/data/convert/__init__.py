@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from dicebench.data.layout import case_paths, write_dataset_json
 from dicebench.errors import DicebenchError
-from dicebench.io import same_geometry, write_image
+from dicebench.io import chmod_per_umask, same_geometry, write_image
 
 # converter name -> module
 CONVERTERS: dict[str, str] = {
@@ -162,6 +162,7 @@ def write_dataset(out: str | Path, cases: Iterable[Case], *, name: str, channel_
             extra["case_info"] = case_info
         write_dataset_json(stage, name=name, channel_names=channel_names, labels=labels,
                            num_training=counts["Tr"], numTest=counts["Ts"], **extra)
+        chmod_per_umask(stage)  # mkdtemp's 0700 would keep the dataset from colleagues
         if out.exists():
             shutil.rmtree(out)
         stage.rename(out)
