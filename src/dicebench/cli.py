@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paper-tables": ("dicebench.reporting.paper_tables", "a paper's table beside its published numbers"),
     "claims": ("dicebench.reporting.claims", "the claims table with computed verdicts"),
     "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
+    "sbatch-preview": ("dicebench.cluster", "the sbatch options each rule gets under --profile slurm"),
 }
 
 

@@ -11,10 +11,12 @@ rule infer:
     params:
         settings=json.dumps(config["inference"]),
     threads: config["threads_per_job"]
+    group:
+        "cell"
     resources:
         **resources_for("infer"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/infer/{grid.CELL_PATTERN}.log",
     benchmark:

@@ -24,7 +24,7 @@ rule aggregate:
     resources:
         **resources_for("aggregate"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{experiment}}.log",
     benchmark:
@@ -48,7 +48,7 @@ rule paper_table:
     resources:
         **resources_for("paper_table"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/paper_table/{{paper}}.log",
     benchmark:
@@ -70,7 +70,7 @@ rule wilcoxon:
     resources:
         **resources_for("wilcoxon"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/wilcoxon.log",
     benchmark:
@@ -91,7 +91,7 @@ rule claims:
     resources:
         **resources_for("claims"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/claims.log",
     benchmark:
@@ -112,7 +112,7 @@ rule learning_curves:
     resources:
         **resources_for("learning_curves"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/learning_curves/{{experiment}}.log",
     benchmark:
@@ -136,7 +136,7 @@ rule qualitative:
     resources:
         **resources_for("qualitative"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/qualitative/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -158,7 +158,7 @@ rule gradient_map:
     resources:
         **resources_for("gradient_map"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/gradient_map/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -185,7 +185,7 @@ rule subpatch:
     resources:
         **resources_for("subpatch"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/subpatch/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -208,7 +208,7 @@ rule lr_sensitivity:
     resources:
         **resources_for("lr_sensitivity"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/lr_sensitivity/{{experiment}}.log",
     benchmark:
@@ -252,7 +252,7 @@ rule paper:
     resources:
         **resources_for("paper"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/paper.log",
     benchmark:

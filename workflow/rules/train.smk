@@ -14,10 +14,12 @@ rule train:
         settings=lambda w: json.dumps(grid.cell_settings(config, cell_of(w))),
         out=lambda w: f"{RESULTS}/{cell_of(w).path}",
     threads: config["threads_per_job"]
+    group:
+        "cell"
     resources:
         **resources_for("train"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/train/{grid.CELL_PATTERN}.log",
     benchmark:
