@@ -92,6 +92,17 @@ def test_a_gres_that_is_no_gpu_keeps_the_gpu():
     assert not cluster.gres_names_gpu("gpudisk:1")
 
 
+def test_schema_takes_null_and_refuses_a_malformed_gres():
+    from dicebench import grid
+    from dicebench.errors import DicebenchError
+
+    config = grid.validate_config(_config({"resources": {"train": {"gpu": None, "gres": "gpu:a100:2"}}}))
+    assert cluster.rule_resources(config, "train")["gres"] == "gpu:a100:2"
+    for bad in ("gpu a100", "'gpu:1'", "gpu:1:2:3"):
+        with pytest.raises(DicebenchError, match="gres"):
+            grid.validate_config(_config({"resources": {"train": {"gres": bad}}}))
+
+
 # ---- one Slurm job per cell ----
 
 def test_the_cell_runs_where_train_runs():
