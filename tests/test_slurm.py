@@ -107,7 +107,7 @@ def runs(tmp_path_factory, repo_root):
 
 
 def _slurm_logs(slurm: Path) -> dict[str, list[Path]]:
-    """Slurm logs by folder: rule_<rule> for a job of one rule, group_<id> for a cell's job."""
+    """Slurm logs by folder: rule_<rule> for a job of one rule, group_cell_... for a cell's job."""
     logs: dict[str, list[Path]] = {}
     for p in sorted((slurm / "results" / "logs" / "slurm").rglob("*.log")):
         kind = p.relative_to(slurm / "results" / "logs" / "slurm").parts[0]
