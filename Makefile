@@ -3,8 +3,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
+# The driver of cluster runs (Snakemake and its Slurm plugin; README "Running on a Slurm cluster").
+DRIVER := .venv-driver
 
-.PHONY: run test venv sysdeps testdeps lint clean bench bundle
+.PHONY: run test venv driver sysdeps testdeps lint clean bench bundle
 
 # Debian packages the workflow needs beyond Python: latexmk and TeX for paper/paper.pdf.
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
@@ -18,6 +20,17 @@ $(BIN)/dicebench: pyproject.toml requirements.lock
 	touch $@
 
 venv: $(BIN)/dicebench
+
+# The pins of envs/driver.yaml's pip section in a venv, for clusters without conda; the package
+# itself without dependencies (for `dicebench sbatch-preview`; the Snakefile imports it from src/).
+$(DRIVER)/bin/dicebench: envs/driver.yaml pyproject.toml
+	test -x $(DRIVER)/bin/python || $(PYTHON) -m venv $(DRIVER)
+	grep -E '^ +- [A-Za-z0-9_.-]+==' envs/driver.yaml | sed 's/^ *- //' > $(DRIVER)/requirements.txt
+	$(DRIVER)/bin/pip install --quiet --disable-pip-version-check -r $(DRIVER)/requirements.txt
+	$(DRIVER)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+driver: $(DRIVER)/bin/dicebench
 
 sysdeps:
 	@command -v latexmk >/dev/null && command -v pdflatex >/dev/null || { \
@@ -39,7 +52,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 run: venv sysdeps
 	snakemake --cores $(CORES) --configfile config/config.yaml
 
-test: venv sysdeps testdeps
+# The driver is built too: the Slurm end-to-end test submits from it, the preview test runs in it.
+test: venv driver sysdeps testdeps
 	$(BIN)/python -m pytest -q
 
 # One checksummed archive of the run for others to check (README "Checking a run"): runs
@@ -48,8 +62,10 @@ bundle: venv sysdeps
 	snakemake --cores $(CORES) --configfile config/config.yaml \
 	  $(if $(filter 1 yes true,$(WEIGHTS)),results/bundle_with_weights.tar.gz,results/bundle.tar.gz)
 
+# What tests/test_lint.py checks: Snakemake's linter and the workflow's formatting (snakefmt).
 lint: venv
 	snakemake --lint --configfile config/config.yaml
+	snakefmt --check Snakefile workflow/
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -19,6 +19,24 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/review.smk"
 
 
+# Never submitted to a cluster: downloads need the internet, tables, figures, claims and the paper
+# are light (dicebench.cluster.LOCAL_RULES; tests/test_cluster.py checks they agree).
+localrules:
+    all,
+    download,
+    aggregate,
+    paper_table,
+    wilcoxon,
+    claims,
+    learning_curves,
+    qualitative,
+    gradient_map,
+    subpatch,
+    lr_sensitivity,
+    paper_methods,
+    paper,
+
+
 rule all:
     input:
         wf.targets(config),

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Bring up a single-node Slurm cluster on this machine (munge + slurmctld + slurmd on localhost),
 # so the Slurm profile can be tested for real. Idempotent: a cluster already up is left alone.
-# Needs root. Debian's slurm-wlm 22.05; no slurmdbd (see README "Running on a Slurm cluster").
+# Needs root. Debian's slurm-wlm 22.05; no slurmdbd, so no accounting: sacct fails, and the
+# profile reads job states with squeue (`slurm-status-command: squeue`).
 set -euo pipefail
 STATE=${DICEBENCH_SLURM_STATE:-/var/lib/dicebench-slurm}
-SHIM=$STATE/bin
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
 fi
 
-mkdir -p "$STATE"/{ctld,d,log} "$SHIM" /etc/slurm /run/munge /var/log/munge /var/lib/munge
+mkdir -p "$STATE"/{ctld,d,log} /etc/slurm /run/munge /var/log/munge /var/lib/munge
 CPUS=$(nproc)
 MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 cat > "$STATE/slurm.conf" <<CONF
@@ -32,7 +32,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-# Finished jobs stay visible to squeue/scontrol for 10 minutes (>= 3 x the first status check).
+# Finished jobs stay visible to squeue/scontrol for 10 minutes (>= 3 x the first status check:
+# the executor reads job states with squeue).
 MinJobAge=600
 ReturnToService=2
 SchedulerType=sched/backfill
@@ -46,20 +47,6 @@ echo "NodeName=localhost Name=gpu File=/dev/null" > "$STATE/gres.conf"
 ln -sf "$STATE/slurm.conf" /etc/slurm/slurm.conf
 ln -sf "$STATE/gres.conf" /etc/slurm/gres.conf
 
-# sacct needs slurmdbd, which this cluster has not: the pinned executor plugin (1.4) reads job
-# states with sacct only, so answer its one query from squeue (finished jobs stay for MinJobAge).
-cat > "$SHIM/sacct" <<'SH'
-#!/usr/bin/env bash
-# sacct stand-in for a cluster without accounting. Answers the executor's status query
-# (JobIdRaw|State of the jobs named --name) from squeue; any other query (e.g. its account
-# guess) gets no rows, as from an empty database.
-name=""
-while [ $# -gt 0 ]; do case "$1" in --name) name=$2; shift 2;; --name=*) name=${1#--name=}; shift;; *) shift;; esac; done
-[ -n "$name" ] || exit 0
-exec squeue --noheader --states=all --name "$name" --format='%i|%T'
-SH
-chmod +x "$SHIM/sacct"
-
 if ! pgrep -u munge -x munged >/dev/null; then
   [ -s /etc/munge/munge.key ] || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1k count=1 2>/dev/null; }
   chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge
@@ -70,7 +57,7 @@ pgrep -x slurmctld >/dev/null || slurmctld
 pgrep -x slurmd >/dev/null || slurmd
 for _ in $(seq 1 60); do
   if sinfo --noheader -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
-    echo "slurm up: $(sinfo --noheader -o '%P %D %T %G')"; echo "sacct stand-in: export PATH=$SHIM:\$PATH"
+    echo "slurm up: $(sinfo --noheader -o '%P %D %T %G')"
     exit 0
   fi
   scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true

@@ -1,4 +1,5 @@
-"""Workflow hygiene: `snakemake --lint` passes (what `make lint` runs; CI runs it here, within
+"""Workflow hygiene, as the Snakemake workflow catalog asks: `snakemake --lint` passes and
+`snakefmt --check` finds nothing to reformat (what `make lint` runs; CI runs them here, within
 `make test`), and every job of the default DAG has a benchmark file and resources."""
 
 from __future__ import annotations
@@ -62,3 +63,11 @@ def test_every_job_has_a_benchmark_and_resources():
     assert missing == [], f"rules without a benchmark: directive: {missing}"
     for b in jobs:
         assert "resources:" in b and "runtime=" in b and "mem_mb=" in b, b[:300]
+
+
+def test_snakefmt_finds_nothing_to_change():
+    """The Snakefile and workflow/ are formatted as snakefmt (pinned in requirements.lock,
+    configured in pyproject.toml) writes them."""
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bundle": ("dicebench.review.bundle", "one checksummed archive of a run's results, for others to check"),
     "verify": ("dicebench.review.verify", "rerun cells of a results bundle and compare them with it"),
     "viewer": ("dicebench.review.viewer", "an HTML page to scroll through test cases and each loss's prediction"),
+    "sbatch-preview": ("dicebench.cluster", "the sbatch options each rule gets under --profile slurm"),
 }
 
 

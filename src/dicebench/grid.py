@@ -327,8 +327,9 @@ def runtime_settings(config: dict, cell: Cell) -> dict:
     """The cell's result-neutral settings (loader workers, the validation's window batch):
     passed outside the rule's params, so changing them reruns nothing."""
     recipe = config["experiments"][cell.experiment]["recipe"]
+    inference = config.get("inference", {})
     out = {k: recipe[k] for k in ("data_workers",) if recipe.get(k) is not None}
-    return {**out, "sw_batch_size": config.get("inference", {}).get("sw_batch_size", 8)}
+    return {**out, **{k: inference[k] for k in ("sw_batch_size", "slices_per_chunk") if k in inference}}
 
 
 def preprocessed_dir(config: dict, dataset: str, preset: str) -> str:

@@ -20,11 +20,35 @@ import SimpleITK as sitk
 from dicebench.errors import DicebenchError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc; elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def chmod_per_umask(path: str | os.PathLike) -> None:
+    """Give a file 0666 and a folder 0777, less the umask, as open() and mkdir() would.
+
+    `mkstemp` and `mkdtemp` create private (0600/0700) files and folders; an output renamed
+    from one would stay unreadable to the colleagues a shared project's umask lets read it.
+    """
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success.
 
-    `suffix` keeps the extension a writer dispatches on (".nii.gz", ".csv").
+    `suffix` keeps the extension a writer dispatches on (".nii.gz", ".csv"). The file gets the
+    mode the umask gives a new file (`chmod_per_umask`), not mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +59,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        chmod_per_umask(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

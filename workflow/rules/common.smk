@@ -5,17 +5,20 @@ import json
 import os
 import sys
 
+# The package comes from this checkout: the driver environment (Snakemake and its Slurm plugin,
+# envs/driver.yaml) imports dicebench.grid and dicebench.cluster without installing the package
+# or any of the jobs' packages.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
 from dicebench.errors import DicebenchError
-from dicebench import grid
+from dicebench import cluster, grid
 from dicebench import workflow as wf
 from dicebench.provenance import code_files
 
-# The rules call the package's own command, `dicebench`. Put the bin/ folder of the interpreter
-# running Snakemake (the venv's) first on PATH, so that `.venv/bin/snakemake ...` works as the
-# README writes it, without activating the venv. Jobs inherit it (local, Slurm); a conda env
-# (--software-deployment-method conda) puts its own bin/ in front when it is activated.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-
+# The rules call the package's own command, `dicebench`: jobs (local, Slurm) inherit a PATH that
+# finds the jobs' software, the project's .venv first (dicebench.cluster.job_environment); a
+# conda env (--software-deployment-method conda) puts its own bin/ in front when activated.
+os.environ.update(cluster.job_environment(workflow.basedir, sys.executable, os.environ))
 
 envvars:
     "PATH",
@@ -70,28 +73,25 @@ def code(*modules):
     return list(code_files(*modules))
 
 
-# Result-neutral settings (settings.neutral_keys) reach a job through its `resources`, outside
-# `params`, so changing them never reruns a job (Snakemake tracks params, not resources).
-EVALUATION_THREADS = config["evaluation"]["threads"]
-INFERENCE_RUNTIME = json.dumps({k: config["inference"][k] for k in ("sw_batch_size", "slices_per_chunk")})
+def cell_runtime(wildcards):
+    """A cell's result-neutral settings (settings.neutral_keys) as one JSON string: its jobs get it
+    through `resources`, outside `params`, so changing one never reruns a job (Snakemake tracks
+    params, not resources). One string for the cell's three grouped jobs, as a group needs."""
+    return json.dumps(grid.runtime_settings(config, cell_of(wildcards)), sort_keys=True)
 
 
-# Resources and threads per step, from the `resources` section of the config (config/README.md):
-# `resources.default` overlaid by `resources.<rule>`. Slurm reads them through
-# snakemake-executor-plugin-slurm (profiles/slurm); a local run ignores what it does not limit.
-RESOURCE_ALIASES = {"partition": "slurm_partition", "account": "slurm_account", "extra": "slurm_extra"}
-
-
+# Resources and threads per step, from the `resources` section of the config (config/README.md),
+# resolved by dicebench.cluster (GPU request style, the cell's one Slurm job, CPUs that match
+# the threads used). Slurm reads them through snakemake-executor-plugin-slurm (profiles/slurm);
+# a local run ignores what it does not limit. `dicebench sbatch-preview` prints the result.
 def resources_for(name):
     """Resources of step `name` as keyword arguments of its resources directive."""
-    res = config.get("resources", {})
-    merged = {**res.get("default", {}), **res.get(name, {})}
-    return {RESOURCE_ALIASES.get(k, k): v for k, v in merged.items() if v is not None}
+    return cluster.rule_resources(config, name)
 
 
 def threads_for(name):
     """Threads of a CPU step: its `cpus_per_task`, else 1."""
-    return int(resources_for(name).get("cpus_per_task", 1))
+    return cluster.rule_threads(config, name)
 
 
 # ---- helpers of data.smk (kept here: rules files hold rules only) ----

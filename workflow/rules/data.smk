@@ -21,7 +21,7 @@ rule synthesize:
     resources:
         **resources_for("synthesize"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/data.yaml"
     log:
         f"{RESULTS}/logs/synthesize/{{dataset}}.log",
     benchmark:
@@ -46,7 +46,7 @@ rule download:
     resources:
         **resources_for("download"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/data.yaml"
     log:
         f"{RESULTS}/logs/download/{{dataset}}.log",
     benchmark:
@@ -69,7 +69,7 @@ rule convert:
     resources:
         **resources_for("convert"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/data.yaml"
     log:
         f"{RESULTS}/logs/convert/{{dataset}}.log",
     benchmark:

@@ -14,10 +14,12 @@ rule evaluate:
         metrics=f"{CELL}/metrics.csv",
         cases=f"{CELL}/per_case.csv",
     threads: threads_for("evaluate")
+    group:
+        "cell"
     resources:
         **resources_for("evaluate"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/evaluate.yaml"
     log:
         f"{RESULTS}/logs/evaluate/{grid.CELL_PATTERN}.log",
     benchmark:

@@ -13,12 +13,14 @@ rule infer:
         settings=json.dumps({k: v for k, v in config["inference"].items() if k not in ("sw_batch_size", "slices_per_chunk")}),
         threads=config["compute_threads"],
     threads: config["compute_threads"]
+    group:
+        "cell"
     resources:
         **resources_for("infer"),
-        # Result-neutral (sw_batch_size, slices_per_chunk): resources never rerun a job.
-        runtime_settings=INFERENCE_RUNTIME,
+        # Result-neutral settings (loader workers, window batch): resources never rerun a job.
+        runtime_settings=cell_runtime,
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/infer/{grid.CELL_PATTERN}.log",
     benchmark:

@@ -13,7 +13,7 @@ rule preprocess:
     resources:
         **resources_for("preprocess"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/data.yaml"
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{preprocessing}}.log",
     benchmark:
@@ -32,7 +32,7 @@ rule class_stats:
     resources:
         **resources_for("class_stats"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/data.yaml"
     log:
         f"{RESULTS}/logs/class_stats/{{dataset}}/{{preprocessing}}.log",
     benchmark:

@@ -34,7 +34,7 @@ rule aggregate:
     resources:
         **resources_for("aggregate"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{experiment}}.log",
     benchmark:
@@ -63,7 +63,7 @@ rule paper_table:
     resources:
         **resources_for("paper_table"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/paper_table/{{paper}}.log",
     benchmark:
@@ -90,7 +90,7 @@ rule wilcoxon:
     resources:
         **resources_for("wilcoxon"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/wilcoxon.log",
     benchmark:
@@ -114,7 +114,7 @@ rule claims:
     resources:
         **resources_for("claims"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/claims.log",
     benchmark:
@@ -166,7 +166,7 @@ rule learning_curves:
     resources:
         **resources_for("learning_curves"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/learning_curves/{{experiment}}.log",
     benchmark:
@@ -193,7 +193,7 @@ rule qualitative:
     resources:
         **resources_for("qualitative"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/qualitative/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -216,7 +216,7 @@ rule gradient_map:
     resources:
         **resources_for("gradient_map"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/gradient_map/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -244,7 +244,7 @@ rule subpatch:
     resources:
         **resources_for("subpatch"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/subpatch/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -268,7 +268,7 @@ rule lr_sensitivity:
     resources:
         **resources_for("lr_sensitivity"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/lr_sensitivity/{{experiment}}.log",
     benchmark:
@@ -316,7 +316,7 @@ rule paper:
     resources:
         **resources_for("paper"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/paper.log",
     benchmark:

@@ -15,12 +15,14 @@ rule train:
         settings=lambda w: json.dumps(grid.cell_settings(config, cell_of(w))),
         out=lambda w: f"{RESULTS}/{cell_of(w).path}",
     threads: config["compute_threads"]
+    group:
+        "cell"
     resources:
         **resources_for("train"),
-        # Result-neutral (loader threads; batches are seeded per iteration): no rerun when changed.
-        runtime_settings=lambda w: json.dumps(grid.runtime_settings(config, cell_of(w))),
+        # Result-neutral settings (loader workers, window batch): resources never rerun a job.
+        runtime_settings=cell_runtime,
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/train/{grid.CELL_PATTERN}.log",
     benchmark:

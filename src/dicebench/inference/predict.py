@@ -248,5 +248,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = json_option(args.runtime, "--runtime")
     if not isinstance(settings, dict) or not isinstance(runtime, dict):
         raise DicebenchError("--settings and --runtime must be JSON objects")
+    # The cell's runtime settings (shared with training) may hold keys inference does not use.
+    runtime = {k: v for k, v in runtime.items() if k in ("sw_batch_size", "slices_per_chunk")}
     predict_dataset(args.model, args.images, args.reference, args.out, {**settings, **runtime}, args.threads)
     return 0

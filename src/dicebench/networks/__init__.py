@@ -167,7 +167,7 @@ def check_patch(name: str, patch: list[int] | tuple[int, ...], batch_size: int, 
     """Whether training batches of `batch_size` patches go through network `name` (dimension,
     divisibility, a bottleneck the normalisation can normalise): checked when the config is
     validated, before any job runs."""
-    from dicebench.networks._blocks import check_shape
+    from dicebench.networks.shapes import check_shape
 
     spec, resolved = _resolve(name, params)
     check_shape(name, (int(batch_size), 1, *map(int, patch)), int(spec.dims(resolved)),

@@ -102,11 +102,21 @@ def results_tex(tables: list[Path], figures: list[Path]) -> str:
     return "\n".join(out) + "\n"
 
 
+def latex_command(out_pdf: Path) -> list[str]:
+    """latexmk with pdflatex where TeX Live is installed (Debian's packages), else tectonic (a
+    self-contained engine, from conda-forge in envs/report.yaml, which fetches the LaTeX packages
+    it needs on first use)."""
+    if shutil.which("latexmk") and shutil.which("pdflatex"):
+        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"]
+    if shutil.which("tectonic"):
+        return ["tectonic", "--keep-logs", "paper.tex"]
+    raise DicebenchError(f"{out_pdf}: neither latexmk/pdflatex nor tectonic found; install the TeX packages "
+                         f"(apt-get install {TEX_PACKAGES}) or run with --software-deployment-method conda")
+
+
 def build_pdf(main_tex: Path, inputs: list[Path], out_pdf: Path, generated: dict[str, str]) -> None:
-    """Copy the sources flat into a scratch folder, write the generated files, run latexmk."""
-    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
-        raise DicebenchError(f"{out_pdf}: latexmk/pdflatex not found; install the TeX packages: "
-                             f"apt-get install {TEX_PACKAGES}")
+    """Copy the sources flat into a scratch folder, write the generated files, run LaTeX."""
+    command = latex_command(out_pdf)
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".paper-build-", dir=out_pdf.parent) as tmp:
@@ -119,8 +129,7 @@ def build_pdf(main_tex: Path, inputs: list[Path], out_pdf: Path, generated: dict
             shutil.copy(f, build / flat_name(f))
         for name, text in generated.items():
             (build / name).write_text(text)
-        proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
-                              cwd=build, capture_output=True, text=True)
+        proc = subprocess.run(command, cwd=build, capture_output=True, text=True)
         if proc.returncode != 0 or not (build / "paper.pdf").exists():
             log = (build / "paper.log").read_text(errors="replace") if (build / "paper.log").exists() else ""
             err = next((ln for ln in log.splitlines() if ln.startswith("!")), proc.stderr.strip()[-300:])

@@ -54,8 +54,8 @@ import SimpleITK as sitk
 
 from dicebench.data.layout import SPLITS, case_paths, check_case_name, write_dataset_json
 from dicebench.errors import DicebenchError
-from dicebench.io import (ImageHeader, check_complete, read_header, read_image_orthonormal, same_geometry,
-                          write_image)
+from dicebench.io import (ImageHeader, check_complete, chmod_per_umask, read_header, read_image_orthonormal,
+                          same_geometry, write_image)
 
 # converter name -> module
 CONVERTERS: dict[str, str] = {
@@ -360,6 +360,7 @@ def write_dataset(out: str | Path, sources: list[Source], load: Callable[[Source
         extra["cases"] = dict(sorted(entries.items()))
         write_dataset_json(stage, name=name, channel_names=channel_names, labels=labels,
                            num_training=counts["Tr"], numTest=counts["Ts"], **extra)
+        chmod_per_umask(stage)  # mkdtemp's 0700 would keep the dataset from colleagues
         if out.exists():
             shutil.rmtree(out)
         stage.rename(out)
