@@ -28,6 +28,7 @@ localrules:
     paper_table,
     wilcoxon,
     claims,
+    conventions,
     learning_curves,
     qualitative,
     gradient_map,
@@ -35,6 +36,9 @@ localrules:
     lr_sensitivity,
     paper_methods,
     paper,
+    viewer,
+    bundle,
+    bundle_with_weights,
 
 
 rule all:

@@ -31,8 +31,9 @@ FAMILIES = {  # rule family -> its rules (their `conda:` directive names the fam
     "data": {"synthesize", "download", "convert", "preprocess", "class_stats"},
     "train": {"train", "infer", "gradient_map"},
     "evaluate": {"evaluate"},
-    "report": {"aggregate", "paper_table", "wilcoxon", "claims", "learning_curves", "qualitative", "subpatch",
-               "lr_sensitivity", "paper"},
+    "report": {"aggregate", "paper_table", "wilcoxon", "claims", "conventions", "learning_curves", "qualitative",
+               "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer", "bundle", "bundle_with_weights",
+               "verify_cell", "verify_claim"},
 }
 # The driver's pins that differ from the lock: the Slurm plugin and what it needs (numpy >= 2.4.5,
 # which antspyx 0.6.3 refuses).
@@ -253,23 +254,19 @@ def test_each_family_runs_its_rules_commands(venvs, tmp_path):
     """Every shell job of the tiny DAG runs in its family's venv alone (no other venv on PATH):
     synthesize/preprocess/class_stats (data), train/infer/gradient_map (train), evaluate, and the
     tables, figures, claims and paper (report; the paper with the system's latexmk if any)."""
-    from dicebench.io import write_text
-    from dicebench.reporting.paper import methods_tex
-
     (tmp_path / "config").mkdir()
     config = _tiny_config()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = _jobs(tmp_path)
     family_of = {rule: fam for fam, rules in FAMILIES.items() for rule in rules}
     assert {rule for rule, _ in jobs} == {"synthesize", "preprocess", "class_stats", "train", "infer", "evaluate",
-                                          "gradient_map", "aggregate", "claims", "wilcoxon", "learning_curves",
-                                          "qualitative", "paper", "paper_methods", "all"}
+                                          "gradient_map", "aggregate", "claims", "conventions", "wilcoxon",
+                                          "learning_curves", "qualitative", "paper", "paper_methods", "viewer",
+                                          "all"}
     system_path = [p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "dicebench").exists()]
     ran = set()
     for rule, command in jobs:
-        if command == "None":  # `run:` rules (paper_methods) and `all`
-            if rule == "paper_methods":
-                write_text(tmp_path / "results" / "paper" / "methods.tex", methods_tex(config))
+        if command == "None":  # `all`
             continue
         if rule == "paper" and shutil.which("latexmk", path=os.pathsep.join(system_path)) is None:
             continue

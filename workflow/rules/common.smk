@@ -3,6 +3,7 @@
 # tests reach them; this file only adapts them to Snakemake's wildcards.
 import json
 import os
+import shlex
 import sys
 
 # The package comes from this checkout: the driver environment (Snakemake and its Slurm plugin,
@@ -19,6 +20,7 @@ from dicebench.provenance import code_files
 # finds the jobs' software, the project's .venv first (dicebench.cluster.job_environment); a
 # conda env (--software-deployment-method conda) puts its own bin/ in front when activated.
 os.environ.update(cluster.job_environment(workflow.basedir, sys.executable, os.environ))
+
 
 envvars:
     "PATH",
@@ -110,7 +112,9 @@ def cases_for_paper(wildcards):
 
 
 def datasets_for_paper(wildcards):
-    names = {ds for e in wf.experiments_for_paper(config, wildcards.paper) for ds in config["experiments"][e]["datasets"]}
+    names = {
+        ds for e in wf.experiments_for_paper(config, wildcards.paper) for ds in config["experiments"][e]["datasets"]
+    }
     return [f"{RESULTS}/datasets/{ds}" for ds in sorted(names)]
 
 

@@ -12,10 +12,13 @@ rule synthesize:
         knobs=lambda w: json.dumps(config["datasets"][w.dataset].get("knobs", {})),
         extra=lambda w: " ".join(
             [f"--shape {' '.join(map(str, config['datasets'][w.dataset]['shape']))}"]
-            if "shape" in config["datasets"][w.dataset] else []
-        ) + " ".join(
+            if "shape" in config["datasets"][w.dataset]
+            else []
+        )
+        + " ".join(
             [f" --spacing {' '.join(map(str, config['datasets'][w.dataset]['spacing']))}"]
-            if "spacing" in config["datasets"][w.dataset] else []
+            if "spacing" in config["datasets"][w.dataset]
+            else []
         ),
     threads: threads_for("synthesize")
     resources:

@@ -10,7 +10,9 @@ rule infer:
         directory(f"{CELL}/predictions"),
     params:
         # Result-affecting inference settings (the result-neutral ones travel in resources).
-        settings=json.dumps({k: v for k, v in config["inference"].items() if k not in ("sw_batch_size", "slices_per_chunk")}),
+        settings=json.dumps(
+            {k: v for k, v in config["inference"].items() if k not in ("sw_batch_size", "slices_per_chunk")}
+        ),
         threads=config["compute_threads"],
     threads: config["compute_threads"]
     group:

@@ -159,8 +159,11 @@ rule learning_curves:
         cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in cells_of(w.experiment)],
         code=code("dicebench.reporting.figures"),
     output:
-        png=report(f"{FIGURES}/{{experiment}}_learning_curves.png", caption="../report/learning_curves.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIGURES}/{{experiment}}_learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+        ),
         pdf=f"{FIGURES}/{{experiment}}_learning_curves.pdf",
     threads: threads_for("learning_curves")
     resources:
@@ -184,8 +187,11 @@ rule qualitative:
         cells=lambda w: [f"{RESULTS}/{c.path}/cell.json" for c in qualitative_cells(w)],
         code=code("dicebench.reporting.figures"),
     output:
-        png=report(f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.png", caption="../report/qualitative.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.png",
+            caption="../report/qualitative.rst",
+            category="Figures",
+        ),
         pdf=f"{FIGURES}/qualitative/{{experiment}}/{{dataset}}.pdf",
     params:
         render3d=lambda w: "--render3d" if len(config["experiments"][w.experiment]["recipe"]["patch_size"]) == 3 else "",
@@ -209,8 +215,11 @@ rule gradient_map:
         data=preprocessed_of,
         code=code("dicebench.reporting.figures"),
     output:
-        png=report(f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.png", caption="../report/gradient_map.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.png",
+            caption="../report/gradient_map.rst",
+            category="Figures",
+        ),
         pdf=f"{FIGURES}/gradient_map/{{experiment}}/{{dataset}}.pdf",
     threads: threads_for("gradient_map")
     resources:
@@ -233,8 +242,9 @@ rule subpatch:
         cells=lambda w: subpatch_cells(w, "cell.json"),
         code=code("dicebench.reporting.figures"),
     output:
-        png=report(f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.png", caption="../report/subpatch.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.png", caption="../report/subpatch.rst", category="Figures"
+        ),
         pdf=f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.pdf",
         csv=f"{FIGURES}/subpatch/{{experiment}}/{{dataset}}.csv",
     params:
@@ -260,8 +270,9 @@ rule lr_sensitivity:
         cases=f"{RESULTS}/{{experiment}}/cases.csv",
         code=code("dicebench.reporting.figures"),
     output:
-        png=report(f"{FIGURES}/lr_sensitivity/{{experiment}}.png", caption="../report/lr_sensitivity.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIGURES}/lr_sensitivity/{{experiment}}.png", caption="../report/lr_sensitivity.rst", category="Figures"
+        ),
         pdf=f"{FIGURES}/lr_sensitivity/{{experiment}}.pdf",
         csv=f"{FIGURES}/lr_sensitivity/{{experiment}}.csv",
     threads: threads_for("lr_sensitivity")
@@ -281,24 +292,22 @@ rule lr_sensitivity:
 rule paper_methods:
     # The methods section is generated from the resolved config: it reruns when the config changes.
     input:
-        code=code("dicebench.reporting.paper"),
+        code=code("dicebench.reporting.methods"),
     output:
         f"{RESULTS}/paper/methods.tex",
     params:
-        config=lambda w: json.dumps(config, sort_keys=True, default=str),
+        config=lambda w: shlex.quote(json.dumps(config, sort_keys=True, default=str)),
     threads: threads_for("paper_methods")
     resources:
         **resources_for("paper_methods"),
+    conda:
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/paper_methods.log",
     benchmark:
         f"{RESULTS}/benchmarks/paper_methods.tsv"
-    run:
-        from dicebench.io import write_text
-        from dicebench.reporting.paper import methods_tex
-
-        write_text(output[0], methods_tex(json.loads(params.config)))
-        write_text(log[0], f"wrote {output[0]}\n")
+    shell:
+        "dicebench methods --config-json {params.config} --out {output} > {log} 2>&1"
 
 
 rule paper:

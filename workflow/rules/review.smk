@@ -9,8 +9,6 @@
 # The verify targets do not list the bundle as an input, so a bundle received from elsewhere and
 # copied to results/bundle.tar.gz is checked as it is, never rebuilt from this checkout.
 
-import shlex
-
 # Viewer pages of the configured experiments (the `all` target lists them too).
 VIEWER_PAGES = wf.viewer_pages(config)
 BUNDLE = f"{RESULTS}/bundle.tar.gz"
@@ -29,13 +27,12 @@ rule viewer:
         cases=lambda w: [f"{RESULTS}/{c.path}/per_case.csv" for c in qualitative_cells(w)],
         code=code("dicebench.review.viewer"),
     output:
-        report(f"{FIGURES}/viewer/{{experiment}}/{{dataset}}.html", caption="../report/viewer.rst",
-               category="Viewer"),
+        report(f"{FIGURES}/viewer/{{experiment}}/{{dataset}}.html", caption="../report/viewer.rst", category="Viewer"),
     threads: threads_for("viewer")
     resources:
         **resources_for("viewer"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/viewer/{{experiment}}_{{dataset}}.log",
     benchmark:
@@ -60,7 +57,7 @@ rule bundle:
     resources:
         **resources_for("bundle"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/bundle.log",
     benchmark:
@@ -83,7 +80,7 @@ rule bundle_with_weights:
     resources:
         **resources_for("bundle"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/bundle_with_weights.log",
     benchmark:
@@ -105,7 +102,7 @@ rule verify_cell:
     resources:
         **resources_for("verify"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/verify/{grid.CELL_PATTERN}.log",
     benchmark:
@@ -125,7 +122,7 @@ rule verify_claim:
     resources:
         **resources_for("verify"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/verify/claim_{{claim}}.log",
     benchmark:
