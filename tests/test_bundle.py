@@ -111,7 +111,7 @@ def test_bundle_holds_the_cells_tables_figures_config_and_a_manifest(fake_run):
     assert not any(n.endswith(".pt") for n in files)  # weights only when asked
     assert {"results/tiny/table.csv", "results/tiny/table.md", "results/tiny/cases.csv", "figures/claims.csv",
             "figures/tables/claims.tex", "config/00-config.yaml", "config/resolved.yaml",
-            "env/requirements.lock", "env/pyproject.toml", "env/envs/dicebench.yaml", "bundle.json"} <= set(files)
+            "env/requirements.lock", "env/pyproject.toml", "env/envs/train.yaml", "env/envs/driver.yaml", "bundle.json"} <= set(files)
     # the manifest lists every other file with its SHA-256, in `sha256sum -c` format
     listed = dict(reversed(line.split("  ", 1)) for line in files["SHA256SUMS"].decode().splitlines())
     assert set(listed) == set(files) - {"SHA256SUMS"}

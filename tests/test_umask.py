@@ -64,13 +64,25 @@ def test_a_staged_folder_gets_the_umask_mode(tmp_path, umask):
 
 def test_a_converted_dataset_folder_is_readable_per_the_umask(tmp_path, umask):
     """write_dataset stages the dataset in a mkdtemp folder and renames it into place."""
-    from dicebench.data.convert import Case, write_dataset
+    from dicebench.data.convert import Case, Source, write_dataset
 
     img = sitk.GetImageFromArray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
     lab = sitk.GetImageFromArray((np.arange(24).reshape(2, 3, 4) % 2).astype(np.uint8))
     lab.CopyInformation(img)
-    cases = [Case(name=f"c{i}", images=[img], label=lab, split="Tr", source=f"src{i}") for i in range(2)]
-    out = write_dataset(tmp_path / "ds", cases, name="ds", channel_names={"0": "MRI"},
+    src = tmp_path / "download"
+    src.mkdir()
+    sources = []
+    for i in range(2):
+        sitk.WriteImage(img, str(src / f"c{i}.nii.gz"))
+        sitk.WriteImage(lab, str(src / f"c{i}_seg.nii.gz"))
+        sources.append(Source(name=f"c{i}", split="Tr", patient=f"p{i}", origin=src / f"c{i}.nii.gz",
+                              images=[src / f"c{i}.nii.gz"], label=src / f"c{i}_seg.nii.gz"))
+
+    def load(s):
+        return Case(name=s.name, images=[sitk.ReadImage(str(s.images[0]))], label=sitk.ReadImage(str(s.label)),
+                    split=s.split, source=str(s.origin))
+
+    out = write_dataset(tmp_path / "ds", sources, load, src=src, name="ds", channel_names={"0": "MRI"},
                         labels={"background": 0, "fg": 1})
     assert _mode(out) == 0o777 & ~umask
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -142,7 +142,7 @@ rule conventions:
     resources:
         **resources_for("conventions"),
     conda:
-        "../../envs/dicebench.yaml"
+        "../../envs/report.yaml"
     log:
         f"{RESULTS}/logs/conventions.log",
     benchmark:

@@ -146,6 +146,15 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
                              "delete it to restart the cell") from None
 
 
+def _loader_workers(recipe: dict, device: torch.device) -> int:
+    """Batch-loading threads: the recipe's `data_workers`, else 4 on CUDA (dicebench.cluster
+    asks Slurm for them) and none on the CPU (the compute threads have the cores)."""
+    workers = recipe.get("data_workers")
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return int(workers)
+
+
 def _memory_format(dims: int):
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
@@ -349,9 +358,7 @@ def setup(dataset_dir: Path, class_stats_path: Path | None, settings: CellSettin
     meta = {"network": settings.network, "network_params": settings.network_params, "in_channels": in_channels,
             "num_classes": num_classes, "patch_size": list(recipe.patch_size), "window": list(recipe.window),
             "dims": dims, "labels": info["labels"]}
-    workers = runtime.get("data_workers", recipe.data_workers)
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    workers = _loader_workers({"data_workers": runtime.get("data_workers", recipe.data_workers)}, device)
     inference_defaults = InferenceSettings.from_dict({})
     overlap = settings.validation_overlap
     return Run(settings=settings, dataset_dir=Path(dataset_dir), out_dir=out_dir, device=device,
