@@ -156,7 +156,7 @@ def targets(config: dict) -> list[str]:
     out += [f"{fig}/tables/{p}.md" for p in papers(config)]
     out += [f"{fig}/tables/wilcoxon.md", f"{fig}/claims.md", f"{fig}/tables/conventions.md"]
     out += [p for kind in figure_sets(config) for p in figure_paths(config, kind, "png")]
-    out += viewer_pages(config) + ["paper/paper.pdf"]
+    out += viewer_pages(config) + [config["paper_pdf"]]
     return out
 
 
@@ -198,10 +198,23 @@ def _read(path: Path) -> dict:
         return {}
 
 
+def rerun_commands(config: dict, stale: list[tuple[grid.Cell, list[str]]], configfile: Path | None,
+                   cores: int) -> list[list[str]]:
+    """Snakemake commands that bring the stale cells back: retrain those whose training code
+    changed or whose model is missing, re-infer those whose inference code alone changed."""
+    retrain = [c for c, reasons in stale if any(not r.startswith("inference") for r in reasons)]
+    reinfer = [c for c, reasons in stale if c not in retrain]
+    base = [sys.executable, "-m", "snakemake", "--cores", str(cores)]
+    if configfile:
+        base += ["--configfile", str(configfile)]
+    return [base + [f"--forcerun={rule}", *(f"{cell_dir(config, c)}/metrics.csv" for c in cells)]
+            for rule, cells in (("train", retrain), ("infer", reinfer)) if cells]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--configfile", type=Path, default=None, help="the run's config (default: config/config.yaml)")
     p.add_argument("--rerun", action="store_true",
-                   help="retrain the stale cells (snakemake --forcerun=train on their metrics.csv)")
+                   help="rerun the stale cells (snakemake --forcerun=train|infer on their metrics.csv)")
     p.add_argument("--cores", type=int, default=2, help="with --rerun: snakemake --cores")
 
 
@@ -217,14 +230,14 @@ def run(args: argparse.Namespace) -> int:
     if not stale:
         print("no stale cells")
         return 0
-    targets_ = [f"{cell_dir(config, c)}/metrics.csv" for c, _ in stale]
-    cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--forcerun=train", *targets_]
-    if path:
-        cmd[3:3] = ["--configfile", str(path)]
+    commands = rerun_commands(config, stale, path, args.cores)
     if not args.rerun:
-        print(f"{len(stale)} stale cell(s); to retrain them: {shlex.join(cmd)}")
+        print(f"{len(stale)} stale cell(s); to rerun them (from {REPO}):")
+        for cmd in commands:
+            print("  " + shlex.join(cmd))
         return 0
-    proc = subprocess.run(cmd)
-    if proc.returncode:
-        raise DicebenchError(f"snakemake exited with status {proc.returncode} while retraining the stale cells")
+    for cmd in commands:
+        proc = subprocess.run(cmd, cwd=REPO)
+        if proc.returncode:
+            raise DicebenchError(f"snakemake exited with status {proc.returncode} while rerunning the stale cells")
     return 0

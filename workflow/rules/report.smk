@@ -320,7 +320,7 @@ rule paper:
         figures=wf.paper_figures(config),
         code=code("dicebench.reporting.paper"),
     output:
-        report("paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
+        report(config["paper_pdf"], caption="../report/paper.rst", category="Paper"),
     threads: threads_for("paper")
     resources:
         **resources_for("paper"),

@@ -53,6 +53,7 @@ rule bundle:
     params:
         configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
         config=lambda w: shlex.quote(json.dumps(config, default=str)),
+        paper=config["paper_pdf"],
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
@@ -64,7 +65,7 @@ rule bundle:
         f"{RESULTS}/benchmarks/bundle.tsv"
     shell:
         "dicebench bundle --configfile {params.configfiles} --config-json {params.config} "
-        "--paper paper/paper.pdf --out {output} > {log} 2>&1"
+        "--paper {params.paper} --out {output} > {log} 2>&1"
 
 
 rule bundle_with_weights:
@@ -76,6 +77,7 @@ rule bundle_with_weights:
     params:
         configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
         config=lambda w: shlex.quote(json.dumps(config, default=str)),
+        paper=config["paper_pdf"],
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
@@ -87,7 +89,7 @@ rule bundle_with_weights:
         f"{RESULTS}/benchmarks/bundle_with_weights.tsv"
     shell:
         "dicebench bundle --configfile {params.configfiles} --config-json {params.config} --weights "
-        "--paper paper/paper.pdf --out {output} > {log} 2>&1"
+        "--paper {params.paper} --out {output} > {log} 2>&1"
 
 
 rule verify_cell:

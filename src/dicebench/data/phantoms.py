@@ -58,6 +58,7 @@ PHANTOMS: dict[str, PhantomSpec] = {
             "noise": 0.02,
             "lesions_min": 2,
             "lesions_max": 6,
+            "other_size": 1.0,  # scales the other pathology's radii (its share of the foreground)
             "absent_fraction": {"other_pathology": 0.7},
         },
     ),

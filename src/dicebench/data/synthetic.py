@@ -170,7 +170,7 @@ def wmh(rng: np.random.Generator, spec: PhantomSpec, knobs: dict) -> Volume:
         coords = _grid(shape, spacing[::-1])
         idx = candidates[rng.integers(len(candidates))]
         centre_mm = [coords[a][tuple(idx)] for a in range(3)]
-        radii = rng.uniform(2.5, 4.0, 3) * knobs["size"] * np.array(spacing[::-1])
+        radii = rng.uniform(2.5, 4.0, 3) * knobs["size"] * knobs["other_size"] * np.array(spacing[::-1])
         label[_ellipsoid(coords, centre_mm, radii) & brain] = 2
     c = knobs["contrast"]
     img[label == 1] = 0.42 + c
@@ -254,6 +254,18 @@ def generate_case(kind: str, spec: PhantomSpec, seed: int, index: int) -> tuple[
     return out[0], out[1]
 
 
+def class_mechanism(voxels: np.ndarray, labels: dict[str, int]) -> dict:
+    """What the knobs produced, per class: the share of scans containing it and its share of
+    the voxels (and of the foreground voxels), from (cases, classes) voxel counts."""
+    if not len(voxels):
+        return {}
+    total, fg = voxels.sum(), voxels[:, 1:].sum()
+    return {name: {"scans_with_class": round(float((voxels[:, k] > 0).mean()), 4),
+                   "voxel_share": round(float(voxels[:, k].sum() / total), 6) if total else None,
+                   "foreground_share": round(float(voxels[:, k].sum() / fg), 4) if fg and k else None}
+            for name, k in labels.items()}
+
+
 def synthesize(kind: str, out_dir: str | Path, n_train: int, n_test: int, seed: int = 0,
                shape=None, spacing=None, knobs: dict | None = None, name: str | None = None) -> Path:
     """Write a phantom dataset in the nnU-Net v2 raw layout; dataset.json is written last."""
@@ -264,12 +276,15 @@ def synthesize(kind: str, out_dir: str | Path, n_train: int, n_test: int, seed: 
     if n_train < 2:
         raise DicebenchError(f"dataset '{name or kind}': n_train must be at least 2 (one for validation)")
     prefix = name or f"synth_{kind}"
+    counts = {split: np.zeros((0, len(spec.labels)), np.int64) for split in ("Tr", "Ts")}
     for split, count, offset in (("Tr", n_train, 0), ("Ts", n_test, n_train)):
         for i in range(count):
             case = f"{prefix}_{offset + i:03d}"
             image, label = generate_case(kind, spec, seed, offset + i)
             write_image(image, out / f"images{split}" / f"{case}_0000.nii.gz")
             write_image(label, out / f"labels{split}" / f"{case}.nii.gz")
+            voxels = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=len(spec.labels))
+            counts[split] = np.vstack([counts[split], voxels[: len(spec.labels)]])
     write_dataset_json(
         out,
         name=prefix,
@@ -281,7 +296,8 @@ def synthesize(kind: str, out_dir: str | Path, n_train: int, n_test: int, seed: 
         modality=spec.modality,
         numTest=n_test,
         synthetic={"kind": kind, "seed": seed, "shape_zyx": list(spec.shape),
-                   "spacing_xyz": list(spec.spacing), "knobs": spec.knobs},
+                   "spacing_xyz": list(spec.spacing), "knobs": spec.knobs,
+                   "measured": {split: class_mechanism(c, spec.labels) for split, c in counts.items()}},
     )
     return out
 
