@@ -29,6 +29,8 @@ localrules:
     wilcoxon,
     claims,
     conventions,
+    compute,
+    claims_figure,
     learning_curves,
     qualitative,
     gradient_map,

@@ -275,3 +275,22 @@ def test_analysis_imports_no_drawing_code():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_claims_forest_puts_every_claim_on_its_threshold_scale():
+    claims = pd.DataFrame([
+        {"id": "K1", "dataset": "d", "paper": "p", "test": "greater", "estimate": 5.0, "ci_lo": 1.0, "ci_hi": 9.0,
+         "published": np.nan, "margin": 0.0, "verdict": "reproduced", "n_seeds": 3, "n_cases": 20},
+        {"id": "L1", "dataset": "d", "paper": "p", "test": "at_least", "estimate": 80.0, "ci_lo": 78.0,
+         "ci_hi": 82.0, "published": 86.42, "margin": 5.0, "verdict": "inconclusive", "n_seeds": 3, "n_cases": 20},
+        {"id": "K2", "dataset": "d", "paper": "p", "test": "similar", "estimate": -2.0, "ci_lo": -4.0, "ci_hi": 1.0,
+         "published": np.nan, "margin": 5.0, "verdict": "reproduced", "n_seeds": 3, "n_cases": 20},
+        {"id": "S1", "dataset": "", "paper": "p", "test": "greater", "estimate": np.nan, "ci_lo": np.nan,
+         "ci_hi": np.nan, "published": np.nan, "margin": 0.0, "verdict": "not run", "n_seeds": 0, "n_cases": 0},
+    ])
+    f = analysis.claims_forest(claims).set_index("label")
+    assert list(f.index) == ["K1 d", "L1 d", "K2 d"]  # a row without an estimate is left out
+    assert tuple(f.loc["K1 d", ["estimate", "lo", "hi"]]) == (5.0, 1.0, 9.0)
+    assert tuple(f.loc["L1 d", ["estimate", "lo", "hi"]]) == pytest.approx((-1.42, -3.42, 0.58))
+    assert tuple(f.loc["K2 d", ["estimate", "lo", "hi"]]) == (3.0, 1.0, 5.0)  # margin - |difference|
+    assert f.loc["K1 d", "n"] == "3×20"

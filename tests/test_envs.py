@@ -31,8 +31,8 @@ FAMILIES = {  # rule family -> its rules (their `conda:` directive names the fam
     "data": {"synthesize", "download", "convert", "preprocess", "class_stats"},
     "train": {"train", "infer", "gradient_map"},
     "evaluate": {"evaluate"},
-    "report": {"aggregate", "paper_table", "wilcoxon", "claims", "conventions", "learning_curves", "qualitative",
-               "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer", "bundle", "bundle_with_weights",
+    "report": {"aggregate", "paper_table", "wilcoxon", "claims", "conventions", "compute", "claims_figure", "learning_curves",
+               "qualitative", "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer", "bundle", "bundle_with_weights",
                "verify_cell", "verify_claim"},
 }
 # The driver's pins that differ from the lock: the Slurm plugin and what it needs (numpy >= 2.4.5,
@@ -260,7 +260,7 @@ def test_each_family_runs_its_rules_commands(venvs, tmp_path):
     jobs = _jobs(tmp_path)
     family_of = {rule: fam for fam, rules in FAMILIES.items() for rule in rules}
     assert {rule for rule, _ in jobs} == {"synthesize", "preprocess", "class_stats", "train", "infer", "evaluate",
-                                          "gradient_map", "aggregate", "claims", "conventions", "wilcoxon",
+                                          "gradient_map", "aggregate", "claims", "conventions", "compute", "claims_figure", "wilcoxon",
                                           "learning_curves", "qualitative", "paper", "paper_methods", "viewer",
                                           "all"}
     system_path = [p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "dicebench").exists()]

@@ -36,13 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Every rule of the workflow (workflow/rules/*.smk, and `all`), in the order they run.
 RULES = ("synthesize", "download", "convert", "preprocess", "class_stats", "train", "infer", "evaluate",
-         "aggregate", "paper_table", "wilcoxon", "claims", "conventions", "learning_curves", "qualitative",
-         "gradient_map", "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer", "bundle",
+         "aggregate", "paper_table", "wilcoxon", "claims", "conventions", "compute", "claims_figure", "learning_curves",
+         "qualitative", "gradient_map", "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer", "bundle",
          "bundle_with_weights", "verify_cell", "verify_claim", "all")
 # The Snakefile's `localrules:`: they run where Snakemake runs, never in a Slurm queue. Downloads
 # need the internet (compute nodes often have none); tables, figures, claims and the paper are
 # light and must not wait behind training jobs in a GPU queue.
-LOCAL_RULES = ("all", "download", "aggregate", "paper_table", "wilcoxon", "claims", "conventions", "learning_curves",
+LOCAL_RULES = ("all", "download", "aggregate", "paper_table", "wilcoxon", "claims", "conventions", "compute",
+               "claims_figure", "learning_curves",
                "qualitative", "gradient_map", "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer",
                "bundle", "bundle_with_weights")
 # One Slurm job per cell: the rules with `group: "cell"`, in the order they run; the first leads.

@@ -310,13 +310,62 @@ rule paper_methods:
         "dicebench methods --config-json {params.config} --out {output} > {log} 2>&1"
 
 
+rule compute:
+    input:
+        cells=[f"{RESULTS}/{c.path}/cell.json" for c in CELLS],
+        metrics=[f"{RESULTS}/{c.path}/metrics.csv" for c in CELLS],
+        code=code("dicebench.reporting.compute"),
+    output:
+        md=f"{FIGURES}/tables/compute.md",
+        csv=f"{FIGURES}/tables/compute.csv",
+        tex=f"{FIGURES}/tables/compute.tex",
+    threads: threads_for("compute")
+    resources:
+        **resources_for("compute"),
+    conda:
+        "../../envs/report.yaml"
+    log:
+        f"{RESULTS}/logs/compute.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compute.tsv"
+    shell:
+        "dicebench compute --cells {input.cells} --results {RESULTS} --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} > {log} 2>&1"
+
+
+rule claims_figure:
+    input:
+        claims=rules.claims.output.csv,
+        code=code("dicebench.reporting.figures"),
+    output:
+        png=report(f"{FIGURES}/claims.png", caption="../report/claims_figure.rst", category="Claims"),
+        pdf=f"{FIGURES}/claims.pdf",
+    threads: threads_for("claims_figure")
+    resources:
+        **resources_for("claims_figure"),
+    conda:
+        "../../envs/report.yaml"
+    log:
+        f"{RESULTS}/logs/claims_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_figure.tsv"
+    shell:
+        "dicebench figures claims --claims {input.claims} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
 rule paper:
     input:
         tex=f"{PAPER_DIR}/paper.tex",
         methods=rules.paper_methods.output,
-        tables=[f"{FIGURES}/tables/{p}.tex" for p in PAPERS] + [rules.wilcoxon.output.tex],
-        claims=rules.claims.output.tex,
-        conventions=rules.conventions.output.tex,
+        tables=[f"{FIGURES}/tables/{p}.tex" for p in PAPERS],
+        appendix=[
+            rules.claims.output.tex,
+            rules.conventions.output.tex,
+            rules.wilcoxon.output.tex,
+            rules.compute.output.tex,
+        ],
+        claims=rules.claims.output.csv,
+        summary_figure=rules.claims_figure.output.pdf,
         figures=wf.paper_figures(config),
         code=code("dicebench.reporting.paper"),
     output:
@@ -331,5 +380,6 @@ rule paper:
     benchmark:
         f"{RESULTS}/benchmarks/paper.tsv"
     shell:
-        "dicebench paper --tex {input.tex} --methods {input.methods} --tables {input.tables} {input.claims} "
-        "{input.conventions} --figures {input.figures} --out {output} > {log} 2>&1"
+        "dicebench paper --tex {input.tex} --methods {input.methods} --tables {input.tables} "
+        "--appendix {input.appendix} --claims {input.claims} --summary-figure {input.summary_figure} "
+        "--figures {input.figures} --out {output} > {log} 2>&1"

@@ -390,3 +390,28 @@ def lr_sensitivity_table(cases: pd.DataFrame) -> pd.DataFrame:
                                  "sd": 100 * float(seeds.std(ddof=1)) if len(seeds) > 1 else np.nan,
                                  "n_seeds": len(seeds), "n_cases": int(n_cases)})
     return pd.DataFrame(rows, columns=LR_COLUMNS)
+
+
+# ---------------------------------------------------------------- claims
+
+
+def claims_forest(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as a forest plot's rows: every claim row with an estimate, on one scale
+    whose 0 is the claim's decision threshold and where positive means the claim holds: a
+    difference (A - B) as it is; "at least" as estimate - (published - margin); "similar" as
+    the margin less the largest pairwise |difference| (positive: within the margin)."""
+    rows = []
+    for _, r in claims.iterrows():
+        if not np.isfinite(r["estimate"]):
+            continue
+        est, lo, hi = float(r["estimate"]), float(r["ci_lo"]), float(r["ci_hi"])
+        if r["test"] == "at_least":
+            shift = float(r["published"]) - float(r["margin"])
+            est, lo, hi = est - shift, lo - shift, hi - shift
+        elif r["test"] == "similar":
+            # slack inside the margin of the largest |difference|: positive when it lies within
+            m, nearest = float(r["margin"]), 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+            est, lo, hi = m - abs(est), m - max(abs(lo), abs(hi)), m - nearest
+        rows.append({"label": f"{r['id']} {r['dataset']}", "paper": r["paper"], "estimate": est, "lo": lo, "hi": hi,
+                     "verdict": r["verdict"], "n": f"{int(r['n_seeds'])}×{int(r['n_cases'])}"})
+    return pd.DataFrame(rows, columns=["label", "paper", "estimate", "lo", "hi", "verdict", "n"])

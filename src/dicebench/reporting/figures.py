@@ -1,6 +1,6 @@
 """Figures: drawing only. The numbers come from `reporting.analysis` as DataFrames; the look
 (colour per loss, panel sizes, fonts) from `reporting.style`. One CLI subcommand per figure:
-`dicebench figures learning-curves | qualitative | gradient-map | subpatch | lr-sensitivity`."""
+`dicebench figures learning-curves | qualitative | gradient-map | subpatch | lr-sensitivity | claims`."""
 
 from __future__ import annotations
 
@@ -307,6 +307,33 @@ def lr_sensitivity(table: pd.DataFrame, outs: list[Path], title: str = "") -> No
             key=list(handles.values()))
 
 
+# ---------------------------------------------------------------- claims
+
+
+def claims_forest(forest: pd.DataFrame, outs: list[Path], title: str = "") -> None:
+    """Every claim's estimate with its interval, on the scale where 0 is its threshold and a
+    claim that holds lies right of 0; colour = verdict, n = seeds x test cases at the right."""
+    if forest.empty:
+        forest = pd.DataFrame([{"label": "no claim has an estimate", "paper": "", "estimate": np.nan, "lo": np.nan,
+                                "hi": np.nan, "verdict": "not run", "n": ""}])
+    height = 0.9 + 0.22 * len(forest)
+    fig, ax = plt.subplots(figsize=(style.MIN_WIDTH, height))
+    y = np.arange(len(forest))[::-1]
+    for yi, (_, r) in zip(y, forest.iterrows()):
+        colour = style.VERDICT_COLOURS.get(r["verdict"], "k")
+        if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
+            ax.plot([r["lo"], r["hi"]], [yi, yi], color=colour, lw=2)
+        ax.plot([r["estimate"]], [yi], "o", color=colour, ms=4)
+        ax.annotate(r["n"], (1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, forest["label"], fontsize=7)
+    ax.set_xlabel("DSC points beyond the claim's threshold (right of 0: the claim holds)")
+    key = [Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in style.VERDICT_COLOURS.items()
+           if v in set(forest["verdict"])]
+    _finish(fig, title or "Claims: estimate and interval against each claim's threshold", outs, key=key)
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -372,6 +399,15 @@ def run_lr_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_claims(args: argparse.Namespace) -> int:
+    try:
+        claims = pd.read_csv(args.claims)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DicebenchError(f"{args.claims}: cannot read the claims table ({exc})") from None
+    claims_forest(analysis.claims_forest(claims), args.out)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="", help="the experiment's name (for the title)")
     p.add_argument("--out", required=True, type=Path, nargs="+", help="one or more of .png / .pdf")
@@ -417,6 +453,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lr.add_argument("--table", type=Path, default=None, help="also write the table (CSV)")
     _common(lr)
     lr.set_defaults(_figure=run_lr_sensitivity)
+
+
+    c = sub.add_parser("claims", help="every claim's estimate and interval against its threshold, by verdict")
+    c.add_argument("--claims", required=True, type=Path, help="figures/claims.csv")
+    _common(c)
+    c.set_defaults(_figure=run_claims)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -114,3 +114,8 @@ CLASS_COLOURS = ["#e7298a", "#1b9e77", "#d95f02", "#7570b3", "#66a61e", "#e6ab02
 def class_colour(index: int) -> str:
     """The colour of object class `index` (1 = the first object class)."""
     return CLASS_COLOURS[(index - 1) % len(CLASS_COLOURS)]
+
+
+# The verdicts of the claims table (dicebench.reporting.claims), one colour each.
+VERDICT_COLOURS = {"reproduced": "#1b9e77", "not reproduced": "#d95f02", "inconclusive": "#7570b3",
+                   "insufficient evidence": "#999999", "not testable": "#cccccc", "not run": "#eeeeee"}
