@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# Newer than the repository sources the rules read (paper/published.yaml, paper/paper.tex).
-T0 = int(max(f.stat().st_mtime for f in (REPO / "paper").glob("*.*"))) + 10
+# Newer than the repository sources the rules read (paper/published.yaml, paper/paper.tex, and
+# the package code of the cheap steps, which is their input).
+T0 = int(max(f.stat().st_mtime for f in [*(REPO / "paper").glob("*.*"), *(REPO / "src").rglob("*.py")])) + 10
 
 CONFIG = {
     "results": "results",
@@ -116,7 +117,10 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
         "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
         "figures/qualitative/kervadec2023/synth_acdc.png", "figures/qualitative/kervadec2023/synth_acdc.pdf",
         "figures/subpatch/kervadec2023/synth_acdc.png", "figures/subpatch/kervadec2023/synth_acdc.pdf",
-        "figures/subpatch/kervadec2023/synth_acdc.csv",
+        "figures/subpatch/kervadec2023/synth_acdc.csv", "figures/viewer/kervadec2023/synth_acdc.html",
+        "figures/tables/conventions.csv", "figures/tables/conventions.md", "figures/tables/conventions.tex",
+        "figures/tables/compute.csv", "figures/tables/compute.md", "figures/tables/compute.tex",
+        "figures/claims.png", "figures/claims.pdf",
     }
     assert planned == expected
     assert not any("dice-none" in p or "shen2018" in p or "learning_curves" in p for p in planned)
@@ -131,6 +135,9 @@ def test_touching_one_sweep_cell_reruns_its_figure_and_the_claims_only(built):
         "figures/subpatch/kervadec2023/synth_acdc.png", "figures/subpatch/kervadec2023/synth_acdc.pdf",
         "figures/subpatch/kervadec2023/synth_acdc.csv",
         "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
+        "figures/tables/conventions.csv", "figures/tables/conventions.md", "figures/tables/conventions.tex",
+        "figures/tables/compute.csv", "figures/tables/compute.md", "figures/tables/compute.tex",
+        "figures/claims.png", "figures/claims.pdf",
     }
 
 
@@ -140,3 +147,29 @@ def test_touching_one_dataset_reruns_only_its_experiment(built):
     assert any("weighted_dice-uniform" in p and p.endswith("model.pt") for p in planned)
     assert any("weighted_dice-square" in p and p.endswith("model.pt") for p in planned)
     assert not any("kervadec2023" in p for p in planned)
+
+
+def _planned_after_editing(built: Path, source: Path) -> set[str]:
+    """What a dry run plans once a package source file is newer than every output (an edit); its
+    own time stamp is put back afterwards."""
+    stat = source.stat()
+    _touch(source, T0 + 100)
+    try:
+        return _planned_outputs(built)
+    finally:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_editing_the_drawing_code_rebuilds_the_figures_and_nothing_upstream(built):
+    """A fix to the drawing code must reach every figure (showyourwork's rebuild), and only them."""
+    planned = _planned_after_editing(built, REPO / "src" / "dicebench" / "reporting" / "figures.py")
+    assert planned and all(p.startswith("figures/") or p == "paper/paper.pdf" for p in planned), planned
+    assert not any(p.startswith("figures/tables/") or p.startswith("figures/viewer/") for p in planned)
+    assert {"figures/kervadec2023_learning_curves.png", "figures/claims.png", "paper/paper.pdf"} <= planned
+    assert not any(p.endswith(("model.pt", "metrics.csv", "table.csv", "claims.csv")) for p in planned)
+
+
+def test_editing_the_metric_code_reruns_evaluation_and_what_it_feeds(built):
+    planned = _planned_after_editing(built, REPO / "src" / "dicebench" / "evaluation" / "metrics.py")
+    assert f"{MIME}/metrics.csv" in planned and "figures/claims.csv" in planned
+    assert not any(p.endswith(("model.pt", "/predictions")) for p in planned)

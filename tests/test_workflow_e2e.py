@@ -129,3 +129,108 @@ def test_html_report_has_the_captioned_outputs(tiny_run, repo_root):
     html = report.read_text(errors="replace")
     for caption in ("Sub-patching in experiment", "claims"):
         assert caption in html, caption
+
+
+def _planned(tiny_run, repo_root, *args: str, config: dict | None = None) -> list[str]:
+    """The rules a dry run would execute (one name per job), optionally under another config."""
+    import re
+
+    path = tiny_run / "config" / "config.yaml"
+    original = path.read_text()
+    if config is not None:
+        path.write_text(yaml.safe_dump(config))
+    try:
+        proc = _snakemake(tiny_run, repo_root, "--dry-run", *args)
+    finally:
+        path.write_text(original)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return re.findall(r"^(?:local)?rule (\w+):$", proc.stdout, flags=re.M)
+
+
+def _with(edit) -> dict:
+    config = json.loads(json.dumps(TINY))
+    edit(config)
+    return config
+
+
+def test_result_neutral_settings_rerun_nothing(tiny_run, repo_root):
+    """Loader workers, the sliding-window batch, evaluation threads and every resource cannot
+    change a number (settings.neutral_keys): changing them plans nothing."""
+    def neutral(c):
+        c["experiments"]["tiny2d"]["recipe"]["data_workers"] = 2
+        c["inference"] = {"sw_batch_size": 3, "slices_per_chunk": 5}
+        c["evaluation"] = {"threads": 2}
+        c["resources"] = {"default": {"runtime": 7, "mem_mb": 999}, "train": {"partition": "gpu", "gpu": 0}}
+    assert _planned(tiny_run, repo_root, config=_with(neutral)) == []
+
+
+def test_result_affecting_settings_rerun_what_they_change(tiny_run, repo_root):
+    """The compute-thread count changes the numbers on the CPU: it retrains every cell."""
+    planned = _planned(tiny_run, repo_root, config=_with(lambda c: c.update(compute_threads=2)))
+    assert planned.count("train") == 5
+    overlap = _planned(tiny_run, repo_root, config=_with(lambda c: c.update(inference={"overlap": 0.25})))
+    assert overlap.count("infer") == 5  # inference reruns (and validation, which uses the same overlap)
+
+
+REVIEWER_CELL = "results/kervadec2023/synth_wmh/enet2d/mime-none/lr0.005/seed0"
+
+
+def _readme_commands() -> list[str]:
+    """The README's single-cell commands, as a user copies them (from the repository root)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return [line.strip() for block in re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+            for line in block.splitlines() if line.strip().startswith(".venv/bin/snakemake") and REVIEWER_CELL in line]
+
+
+def test_the_readmes_single_cell_rerun_retrains_that_cell_only(tiny_run, repo_root):
+    """The README's reviewer command, as written, on a cell of this run: the cell's three jobs."""
+    import shlex
+
+    (command,) = _readme_commands()
+    cell = "results/tiny2d/synth_acdc/unet2d/mime-none/lr0.01/seed0"
+    args = shlex.split(command.replace(REVIEWER_CELL, cell))[1:]  # without the interpreter prefix
+    assert "--forcerun=train" in args
+    assert sorted(_planned(tiny_run, repo_root, *args)) == ["evaluate", "infer", "train"]
+    # the target first, then the flag without '=': the other way a user types it
+    assert sorted(_planned(tiny_run, repo_root, f"{cell}/metrics.csv", "--forcerun", "train")) == [
+        "evaluate", "infer", "train"]
+
+
+def test_a_cell_whose_model_is_gone_is_retrained_not_kept(tiny_run, repo_root):
+    """A failed forced retraining leaves metrics.csv but Snakemake removes the training outputs:
+    the next run must retrain the cell instead of keeping metrics without a model."""
+    cell = tiny_run / "results/tiny2d/synth_acdc/unet2d/dice-none/lr0.01/seed0"
+    saved = {name: (cell / name).read_bytes() for name in ("model.pt", "cell.json")}
+    stamps = {name: (cell / name).stat() for name in saved}
+    try:
+        for name in saved:
+            (cell / name).unlink()
+        assert sorted(_planned(tiny_run, repo_root, f"{cell.relative_to(tiny_run)}/metrics.csv")) == [
+            "evaluate", "infer", "train"]
+    finally:
+        for name, data in saved.items():
+            (cell / name).write_bytes(data)
+            os.utime(cell / name, ns=(stamps[name].st_atime_ns, stamps[name].st_mtime_ns))
+    assert _planned(tiny_run, repo_root) == []
+
+
+def test_a_users_config_runs_alone(tiny_run, repo_root):
+    """The run's config file holds two experiments: the DAG has their cells and nothing of the
+    default run's grid (config/config.yaml is read only without a config file)."""
+    proc = _snakemake(tiny_run, repo_root, "--dry-run", "--forcerun=all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "kervadec2023" not in proc.stdout and "synth_wmh" not in proc.stdout
+
+
+def test_paper_opens_with_the_claims_summary(tiny_run):
+    import shutil
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    text = subprocess.run(["pdftotext", "-l", "1", str(tiny_run / "paper" / "paper.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Summary: the papers" in text and "insufficient evidence" in text
+    compute = pd.read_csv(tiny_run / "figures" / "tables" / "compute.csv")
+    assert len(compute) == 5 and (compute["train_cpu_s"] > 0).all() and (compute["infer_cpu_s"] > 0).all()
