@@ -6,7 +6,7 @@ CORES  ?= 2
 # The driver of cluster runs (Snakemake and its Slurm plugin; README "Running on a Slurm cluster").
 DRIVER := .venv-driver
 
-.PHONY: run test venv driver sysdeps testdeps lint clean bench bundle
+.PHONY: run evidence test venv driver sysdeps testdeps lint clean bench bundle
 
 # Debian packages the workflow needs beyond Python: latexmk and TeX for paper/paper.pdf.
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
@@ -51,6 +51,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 run: venv sysdeps
 	snakemake --cores $(CORES) --configfile config/config.yaml
+
+# The evidence run (README "What the evidence run shows"): every paper's grid trained to
+# convergence on CPU with enough seeds and test cases to decide the claims; at the end its wall
+# time and how much of the cores its jobs used (from Snakemake's benchmark files).
+evidence: venv sysdeps
+	@start=$$(date +%s); status=0; \
+	snakemake --cores $(CORES) --configfile config/evidence.yaml || status=$$?; \
+	dicebench utilisation --benchmarks results/evidence/benchmarks --since $$start --cores $(CORES); \
+	exit $$status
 
 # The driver is built too: the Slurm end-to-end test submits from it, the preview test runs in it.
 test: venv driver sysdeps testdeps
