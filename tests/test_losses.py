@@ -9,6 +9,7 @@ import inspect
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +288,12 @@ def test_input_errors():
         loss(logits, target.double())
     with pytest.raises(DicebenchError, match="describe 3 classes but the network outputs 4"):
         get_loss("mime", class_stats=STATS)(*sample((1, 4, 4, 4)))
+
+
+def test_the_config_readme_shows_the_registry():
+    """config/README.md's loss table is the registry's (`python -m dicebench.losses` writes it)."""
+    from dicebench.losses import markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text()
+    block = readme.split("<!-- losses:", 1)[1].split("-->", 1)[1].split("<!-- /losses -->", 1)[0]
+    assert block.strip() == markdown_table().strip(), "regenerate it with `python -m dicebench.losses`"

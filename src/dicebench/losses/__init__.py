@@ -241,6 +241,18 @@ def get_loss(name: str, class_stats: dict | None = None, **params: Any):
     return cls(**kwargs)
 
 
+def markdown_table() -> str:
+    """The registry as config/README.md shows it (between its `losses` markers; tests/test_losses.py
+    checks they agree): `python -m dicebench.losses` prints it (losses/__main__.py)."""
+    lines = ["| loss | class | parameters (default) | class weighting | reads from class_stats.json | from |",
+             "|---|---|---|---|---|---|"]
+    for name, spec in LOSSES.items():
+        params = ", ".join(f"`{p.name}` ({p.default!r})" for p in loss_parameters(name).values()) or "–"
+        lines.append(f"| `{name}` | `{spec.class_name}` | {params} | {'uniform/simple/square' if spec.uses_weighting else '–'} "
+                     f"| {', '.join(spec.needs_stats) or '–'} | {spec.source} |")
+    return "\n".join(lines) + "\n"
+
+
 # The classes and helpers import torch: loaded on first use, so `import dicebench.losses`
 # (the registry) stays cheap for the DAG build.
 _LAZY = {
