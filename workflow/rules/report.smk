@@ -127,6 +127,7 @@ rule claims:
 rule conventions:
     input:
         cases=all_cases(sweeps=True),
+        published=f"{PAPER_DIR}/published.yaml",
         code=code("dicebench.reporting.conventions"),
     output:
         md=report(
@@ -136,6 +137,7 @@ rule conventions:
         ),
         csv=f"{FIGURES}/tables/conventions.csv",
         tex=f"{FIGURES}/tables/conventions.tex",
+        tables=f"{FIGURES}/tables/conventions_tables.csv",
     params:
         rule=json.dumps(config["claims"]),
     threads: threads_for("conventions")
@@ -148,7 +150,8 @@ rule conventions:
     benchmark:
         f"{RESULTS}/benchmarks/conventions.tsv"
     shell:
-        "dicebench conventions --cases {input.cases} --rule '{params.rule}' --csv {output.csv} "
+        "dicebench conventions --cases {input.cases} --rule '{params.rule}' --published {input.published} "
+        "--tables-csv {output.tables} --csv {output.csv} "
         "--md {output.md} --tex {output.tex} > {log} 2>&1"
 
 

@@ -79,7 +79,29 @@ def conventions_table(cases: pd.DataFrame, rule: Rule | None = None) -> pd.DataF
     return out.reset_index()
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def paper_tables_under_conventions(cases: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Every paper table's entries recomputed under each convention (long form, one row per
+    entry and convention), with the change from ours."""
+    from dicebench.reporting.paper_tables import BUILDERS
+
+    if "paper" not in cases.columns:
+        return pd.DataFrame()
+    main = cases[cases["experiment"] == cases.get("sweep_of", cases["experiment"])]
+    frames = []
+    for paper, builder in BUILDERS.items():
+        own = main[main["paper"] == paper]
+        if own.empty:
+            continue
+        base = None
+        for name in CONVENTIONS:
+            long = builder(apply_convention(own, name), published, {})
+            long = long[["paper", "dataset", "row", "column", "metric", "view", "ours", "n_cases"]].assign(convention=name)
+            base = long["ours"].to_numpy() if base is None else base
+            frames.append(long.assign(change=long["ours"].to_numpy() - base))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def to_markdown(table: pd.DataFrame, tables: pd.DataFrame | None = None) -> str:
     names = list(CONVENTIONS)
     lines = ["# Claims under the metric conventions for empty masks and HD95", "",
              "Each column recomputes every claim with one convention (verdict, estimate in DSC points); "
@@ -89,6 +111,17 @@ def to_markdown(table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         cells = [f"{r[f'{n}_verdict']} ({_fmt(r[f'{n}_estimate'])})" for n in names]
         lines.append(f"| {r['id']} | {r['dataset']} | " + " | ".join(cells) + f" | {'**yes**' if r['flips'] else 'no'} |")
+    if tables is not None and not tables.empty:
+        moved = tables[tables["change"].abs() > 0.05]
+        lines += ["", "## The papers' tables under each convention", "",
+                  f"{len(tables[tables['convention'] == 'dicebench'])} table entries recomputed under each convention "
+                  f"(conventions_tables.csv); {moved[['paper', 'dataset', 'row', 'column', 'metric', 'view']].drop_duplicates().shape[0]} "
+                  "of them change by more than 0.05:", ""]
+        if not moved.empty:
+            lines += ["| paper | dataset | row | column | metric | convention | ours | change |", "|" + "---|" * 8]
+            for _, r in moved.iterrows():
+                lines.append(f"| {r['paper']} | {r['dataset']} | {r['row']} | {r['column']} | {r['metric']} | "
+                             f"{r['convention']} | {_fmt(r['ours'])} | {_fmt(r['change'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,15 +151,24 @@ def to_latex(table: pd.DataFrame) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", nargs="*", type=Path, default=[], help="experiments' cases.csv files")
     p.add_argument("--rule", default="{}", help="JSON: the config's `claims` section")
+    p.add_argument("--published", type=Path, default=None, help="paper/published.yaml (for the papers' tables)")
+    p.add_argument("--tables-csv", type=Path, default=None, help="write the papers' tables under each convention")
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--md", required=True, type=Path)
     p.add_argument("--tex", required=True, type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
-    table = conventions_table(load_cases(args.cases), Rule.from_dict(json_option(args.rule, "--rule")))
+    from dicebench.reporting.paper_tables import load_published
+
+    cases = load_cases(args.cases)
+    table = conventions_table(cases, Rule.from_dict(json_option(args.rule, "--rule")))
+    tables = paper_tables_under_conventions(cases, load_published(args.published)) if args.published else None
     with atomic_path(args.csv) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(args.md, to_markdown(table))
+    if args.tables_csv is not None:
+        with atomic_path(args.tables_csv) as tmp:
+            (tables if tables is not None else pd.DataFrame()).to_csv(tmp, index=False)
+    write_text(args.md, to_markdown(table, tables))
     write_text(args.tex, to_latex(table))
     return 0
