@@ -144,7 +144,7 @@ def _planned(tiny_run, repo_root, *args: str, config: dict | None = None) -> lis
     finally:
         path.write_text(original)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return re.findall(r"^(?:local)?rule (\w+):$", proc.stdout, flags=re.M)
+    return re.findall(r"^\s*(?:local)?rule (\w+):$", proc.stdout, flags=re.M)  # grouped jobs are indented
 
 
 def _with(edit) -> dict:
