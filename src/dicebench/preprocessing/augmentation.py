@@ -108,8 +108,9 @@ def bspline_mesh_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: 
     axis leaves the other axes' displacements unchanged. The coefficient grid (origin, spacing)
     is SimpleITK's own; the field u(x) = sum_j c_j beta3(t(x) - j) is then evaluated as one
     contraction per axis: SimpleITK's `TransformToDisplacementField` gives the same numbers
-    (tests/test_augmentation.py) but evaluates every voxel on its own, over a second per
-    64 x 128 x 128 patch. The convention is ITK's resampling one, out(x) = in(x + u(x)), as `warp`'s.
+    (tests/test_augmentation.py) but evaluates every voxel on its own, about 25 times slower on a
+    64 x 128 x 128 patch (bench/bench_deformation.py). The convention is ITK's resampling one,
+    out(x) = in(x + u(x)), as `warp`'s.
     """
     import SimpleITK as sitk
 
