@@ -144,6 +144,18 @@ def test_acdc_holdout_cli_and_impossible_sizes(tmp_path, writes):
     assert writes == [] and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("converter, make", [
+    ("acdc", make_acdc), ("wmh", make_wmh_dataverse), ("promise12", make_promise_challenge),
+    ("promise12", make_promise_zenodo), ("msd_prostate", make_msd), ("totalsegmentator", make_totalseg)])
+def test_every_split_is_drawn_by_patient(tmp_path, converter, make):
+    """Whatever makes a converter's test split (the release's, or a hold-out where no test labels
+    are published), no patient has cases on both sides, and every case names its patient."""
+    cases = dataset_json(convert(converter, make(tmp_path / "src"), tmp_path / "out"))["cases"]
+    assert all(v.get("patient") for v in cases.values())
+    sides = {split: {v["patient"] for v in cases.values() if v["split"] == split} for split in ("Tr", "Ts")}
+    assert sides["Tr"] and sides["Ts"] and not sides["Tr"] & sides["Ts"]
+
+
 # ---------------------------------------------------------------- WMH
 
 WMH_TR = ["Amsterdam_GE3T_100", "Singapore_50", "Utrecht_0"]

@@ -43,7 +43,8 @@ def ledger() -> dict:
 
 def test_paper_config_is_a_complete_standalone_config(paper_yaml, paper_config):
     """It validates on its own (no key taken from config/config.yaml) and runs the four papers."""
-    assert {"results", "figures", "datasets", "preprocessing", "experiments", "inference", "resources"} <= set(paper_yaml)
+    sections = {"results", "figures", "datasets", "preprocessing", "experiments", "inference", "resources"}
+    assert sections <= set(paper_yaml)
     assert grid.main_experiments(paper_config) == ["liu2018", "kervadec2023", "shen2018", "sudre2017"]
     assert all(ds["source"] == "real" for ds in paper_config["datasets"].values())
     cells = grid.all_cells(paper_config)
@@ -126,6 +127,19 @@ def test_kervadecs_split_is_70_10_20_patients_of_acdc(paper_config):
     assert len(split_cases(wmh, share, 0)[1]) == 8
 
 
+@pytest.mark.parametrize("dataset, holdout, message", [
+    ("acdc", {"patients": 0}, r"datasets.acdc.holdout.patients: 0 is less than the minimum of 1"),
+    ("acdc", {"seed": 1}, r"datasets.acdc.holdout: 'patients' is a required property"),
+    ("phantom", {"patients": 2}, r"datasets.phantom.holdout: a hold-out is drawn from a real dataset"),
+])
+def test_a_bad_hold_out_is_refused_naming_it(paper_yaml, dataset, holdout, message):
+    cfg = copy.deepcopy(paper_yaml)
+    cfg["datasets"]["phantom"] = {"source": "synthetic", "phantom": "acdc"}
+    cfg["datasets"][dataset]["holdout"] = holdout
+    with pytest.raises(DicebenchError, match=message):
+        grid.validate_config(cfg)
+
+
 def test_shens_crop_has_the_field_of_view_of_a_four_times_down_sampled_ct(paper_config):
     """ct_3mm: 64 voxels of 3 mm span 192 mm, half of a 512-pixel slice of 0.68-0.78 mm after
     down-sampling by four (ledger S2); the same factor on every axis; twice TotalSegmentator's 1.5 mm."""
@@ -142,7 +156,8 @@ def test_the_convert_rule_passes_the_hold_out(repo_root, paper_config, tmp_path)
     release, official split) does not."""
     assert "--holdout-patients 20 --holdout-seed 0" in _convert_command(repo_root, tmp_path, "acdc")
     assert "--holdout" not in _convert_command(repo_root, tmp_path, "acdc_official")
-    assert paper_config["datasets"]["acdc"]["registry_name"] == paper_config["datasets"]["acdc_official"]["registry_name"]
+    datasets = paper_config["datasets"]
+    assert datasets["acdc"]["registry_name"] == datasets["acdc_official"]["registry_name"]
 
 
 def _convert_command(repo_root, tmp_path, dataset: str) -> str:
@@ -218,8 +233,11 @@ def test_coverage_notices_a_new_setting_and_a_stale_entry(paper_yaml, ledger):
 
 
 def test_the_most_specific_entry_wins(ledger):
-    assert methods.ledger_entry(ledger, "experiments.sudre2017.recipe.val_interval")[0] == "experiments.sudre2017.recipe.*"
-    assert methods.ledger_entry(ledger, "experiments.liu2018.recipe.val_interval")[0] == "experiments.*.recipe.val_interval"
+    def best(key):
+        return methods.ledger_entry(ledger, key)[0]
+
+    assert best("experiments.sudre2017.recipe.val_interval") == "experiments.sudre2017.recipe.*"
+    assert best("experiments.liu2018.recipe.val_interval") == "experiments.*.recipe.val_interval"
     assert methods.ledger_entry(ledger, "preprocessing.liu2018.n4.enabled")[1]["source"] == "paper"
     assert methods.ledger_entry(ledger, "preprocessing.liu2018.n4.tolerance")[0] == "preprocessing.*.n4.*"
     assert methods.ledger_entry(ledger, "nothing.here") is None
@@ -277,7 +295,8 @@ def test_readme_shows_the_ledgers_deviations(repo_root, ledger):
     block = re.search(r"<!-- deviations:begin -->\n(.*?)<!-- deviations:end -->", readme, re.S)
     assert block, "README.md lacks the deviations block"
     assert block.group(1) == methods.deviations_markdown(ledger), (
-        "README.md's deviations are not the ledger's: paste `python -m dicebench.reporting.methods` between the markers")
+        "README.md's deviations are not the ledger's: paste `python -m dicebench.reporting.methods` "
+        "between the markers")
     assert "## Deviations from the papers" in readme
 
 

@@ -64,7 +64,8 @@ def load_ledger(path: str | Path = LEDGER) -> dict:
             raise DicebenchError(f"{path}: deviation {dev['id']}: paper must be one of {', '.join(PAPER_NAMES)}")
         ids.append(dev["id"])
     if len(set(ids)) != len(ids):
-        raise DicebenchError(f"{path}: deviation ids repeat ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        raise DicebenchError(f"{path}: deviation ids repeat ({', '.join(repeated)})")
     for key, entry in ledger["values"].items():
         where = f"{path}: values.{key}"
         if not isinstance(entry, dict) or set(entry) - {"source", "cite", "why", "see"}:
@@ -122,10 +123,9 @@ def config_leaves(config: dict) -> dict[str, object]:
             pre["n4"] = {"enabled": False}
     for exp in cfg["experiments"].values():
         given = exp.get("loss_params", {})
-        exp["loss_params"] = {loss: {name: given.get(loss, {}).get(name, p.default)
-                                     for name, p in loss_parameters(loss).items()}
-                              for loss in exp["losses"]}
-        exp["loss_params"] = {loss: params for loss, params in exp["loss_params"].items() if params}
+        resolved = {loss: {name: given.get(loss, {}).get(name, p.default) for name, p in loss_parameters(loss).items()}
+                    for loss in exp["losses"]}
+        exp["loss_params"] = {loss: params for loss, params in resolved.items() if params}
     neutral = neutral_keys()
 
     def walk(node, prefix):

@@ -147,7 +147,8 @@ def _deformed_crop(image, label, start, size, rng, sigma, augment):
     from dicebench.preprocessing.augmentation import random_field, warp
 
     field = random_field(rng, tuple(size), sigma, int(augment.get("elastic_control_points", 4)),
-                         str(augment.get("elastic_grid", "interpolating")), bool(augment.get("elastic_in_plane", False)))
+                         str(augment.get("elastic_grid", "interpolating")),
+                         bool(augment.get("elastic_in_plane", False)))
     return (warp(image, field, 1, mode="constant", offset=start, cval=float(image.min())),
             warp(label, field, 0, mode="constant", offset=start, cval=0))
 
