@@ -88,12 +88,14 @@ def write_sheared(arr_zyx: np.ndarray, path: Path, affine: np.ndarray = SHEARED)
 
 # ---------------------------------------------------------------- ACDC
 
-def make_acdc(root: Path, bad_label_in: str | None = None) -> Path:
+def make_acdc(root: Path, bad_label_in: str | None = None, more_training: int = 0) -> Path:
     """`ACDC/database/{training,testing}/patientNNN/` [nnunet-acdc]: Info.cfg (`ED: 1`, `ES: 12`,
     `Group`, ...), the 4D cine `patientNNN_4d.nii.gz`, and per labelled frame
-    `patientNNN_frameFF.nii.gz` + `_gt.nii.gz`."""
+    `patientNNN_frameFF.nii.gz` + `_gt.nii.gz`. Training patients 001 and 002, test patient 101,
+    and `more_training` further training patients (003, 004, ...)."""
     db = root / "ACDC" / "database"
     frames = {"patient001": (1, 12), "patient002": (1, 10), "patient101": (1, 14)}
+    frames.update({f"patient{3 + i:03d}": (1, 9) for i in range(more_training)})
     for pid, (ed, es) in frames.items():
         split = "testing" if pid == "patient101" else "training"
         d = db / split / pid

@@ -1,4 +1,5 @@
-"""B-spline elastic deformation: node interpolation, identity, shared field, statistics."""
+"""B-spline elastic deformation: node interpolation, identity, shared field, statistics; V-Net's
+B-spline mesh (against SimpleITK's own evaluation) and its in-plane switch."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dicebench.preprocessing.augmentation import (dense_field, elastic_deform, offline_deformations,
-                                                   random_control_displacements, warp)
+from dicebench.preprocessing.augmentation import (bspline_mesh_field, dense_field, elastic_deform,
+                                                   offline_deformations, random_control_displacements, random_field,
+                                                   warp)
 from dicebench.training.sampling import Case, offline_augment, sample_batch
 
 
@@ -124,3 +126,87 @@ def test_offline_gives_k_copies():
     assert [c.name for c in cases] == ["a", "a_deformed0", "a_deformed1"]
     again = offline_augment([Case("a", image, label)], 2, 4.0, seed=0)
     assert all(np.array_equal(c.label, d.label) for c, d in zip(cases, again))
+
+
+# ---------------------------------------------------------------- V-Net's deformation (Liu & Fu)
+
+
+def _sitk_field(seed: int, shape, sigma: float, mesh: int, frozen=()) -> np.ndarray:
+    """SimpleITK's own evaluation of V-Net's transform with the coefficients bspline_mesh_field
+    draws (same generator, same order: all drawn, then the frozen axes zeroed)."""
+    import SimpleITK as sitk
+
+    ref = sitk.Image([int(n) for n in reversed(shape)], sitk.sitkUInt8)
+    tx = sitk.BSplineTransformInitializer(ref, [mesh] * len(shape))
+    c = np.random.default_rng(seed).normal(0, sigma, size=(len(shape), len(tx.GetParameters()) // len(shape)))
+    for axis in frozen:
+        c[len(shape) - 1 - axis] = 0.0
+    tx.SetParameters(c.ravel().tolist())
+    disp = sitk.TransformToDisplacementField(tx, sitk.sitkVectorFloat64, ref.GetSize(), ref.GetOrigin(),
+                                             ref.GetSpacing(), ref.GetDirection())
+    return np.moveaxis(sitk.GetArrayFromImage(disp)[..., ::-1], -1, 0)
+
+
+@pytest.mark.parametrize("shape,mesh,frozen", [((10, 20, 30), 2, ()), ((16, 24, 24), 2, (0,)), ((9, 12, 14), 3, (1,)),
+                                               ((24, 40), 2, ()), ((17, 33), 1, (0,))])
+def test_bspline_mesh_field_is_simpleitks_transform(shape, mesh, frozen):
+    field = bspline_mesh_field(np.random.default_rng(4), shape, 15.0, mesh, frozen)
+    np.testing.assert_allclose(field, _sitk_field(4, shape, 15.0, mesh, frozen), atol=1e-9)
+    for axis in frozen:
+        assert (field[axis] == 0).all()
+    assert all(np.abs(field[a]).max() > 1 for a in range(len(shape)) if a not in frozen)
+
+
+def test_bspline_mesh_image_warp_is_simpleitks_resampling():
+    """Warping with the field is V-Net's resampling of the image (SimpleITK, linear)."""
+    import SimpleITK as sitk
+
+    shape = (12, 20, 24)
+    image = ndimage.gaussian_filter(np.random.default_rng(1).normal(size=shape), 2.0)
+    field = bspline_mesh_field(np.random.default_rng(6), shape, 3.0, 2, (0,))
+    ref = sitk.GetImageFromArray(image)
+    tx = sitk.BSplineTransformInitializer(ref, [2, 2, 2])
+    c = np.random.default_rng(6).normal(0, 3.0, size=(3, len(tx.GetParameters()) // 3))
+    c[2] = 0.0  # ITK's z: V-Net's "remove z deformations"
+    tx.SetParameters(c.ravel().tolist())
+    expected = sitk.GetArrayFromImage(sitk.Resample(ref, ref, tx, sitk.sitkLinear, 0.0))
+    ours = warp(image, field, order=1, mode="constant", cval=0.0)
+    inside = np.all([(np.indices(shape)[d] + field[d] >= 0) & (np.indices(shape)[d] + field[d] <= shape[d] - 1)
+                     for d in range(3)], axis=0)
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(ours[inside], expected[inside], atol=1e-6)
+
+
+def test_freezing_z_zeroes_it_and_leaves_the_plane():
+    for grid in ("interpolating", "bspline_mesh"):
+        free = random_field(np.random.default_rng(2), (8, 32, 32), 5.0, 2 if grid == "bspline_mesh" else 4, grid)
+        flat = random_field(np.random.default_rng(2), (8, 32, 32), 5.0, 2 if grid == "bspline_mesh" else 4, grid,
+                            in_plane=True)
+        assert (flat[0] == 0).all() and np.abs(free[0]).max() > 0.5
+        np.testing.assert_array_equal(flat[1:], free[1:])
+    # a 2D patch is an axial slice: there is no z to freeze
+    np.testing.assert_array_equal(random_field(np.random.default_rng(3), (24, 24), 5.0, 2, "bspline_mesh", True),
+                                  random_field(np.random.default_rng(3), (24, 24), 5.0, 2, "bspline_mesh", False))
+    # linear in sigma
+    np.testing.assert_allclose(random_field(np.random.default_rng(5), (6, 10, 10), 2.0, 2, "bspline_mesh"),
+                               2 * random_field(np.random.default_rng(5), (6, 10, 10), 1.0, 2, "bspline_mesh"))
+    with pytest.raises(ValueError, match="grid must be one of"):
+        random_field(np.random.default_rng(0), (8, 8), 1.0, grid="sitk")
+
+
+def test_vnet_augmentation_in_sample_batch_never_mixes_slices():
+    """Liu & Fu's recipe in paper.yaml: V-Net's mesh, sigma 15, in-plane. A label that is its own
+    slice index stays one slice index per output slice (nothing moves along z), consecutive along
+    z; with z free the slices mix."""
+    z = np.arange(1, 13)[:, None, None] * np.ones((12, 48, 48), dtype=np.int64)
+    cases = [Case("a", z[None].astype(np.float32), z)]
+    vnet = {"elastic_sigma": 15.0, "elastic_probability": 1.0, "elastic_control_points": 2,
+            "elastic_grid": "bspline_mesh", "elastic_in_plane": True}
+    for seed in range(4):
+        _, y = sample_batch(cases, np.random.default_rng(seed), 1, (8, 32, 32), augment=vnet)
+        values = [set(np.unique(s)) - {0} for s in y[0]]
+        assert all(len(v) == 1 for v in values), values
+        assert np.all(np.diff([v.pop() for v in values]) == 1)
+    mixed = [sample_batch(cases, np.random.default_rng(seed), 1, (8, 32, 32),
+                          augment={**vnet, "elastic_in_plane": False})[1] for seed in range(4)]
+    assert any(len(set(np.unique(s)) - {0}) > 1 for y in mixed for s in y[0])

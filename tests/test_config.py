@@ -29,10 +29,11 @@ def test_default_config_is_valid_and_fills_defaults(default_config):
 def test_subpatch_section_generates_the_sweep(default_config):
     cfg = copy.deepcopy(default_config)
     cfg["experiments"]["kervadec2023"]["subpatch"] = {"datasets": ["synth_acdc"], "patch_sizes": [[16, 16], [64, 64]],
-                                                      "gdl_empty_policies": ["max", "zero"]}
+                                                      "gdl_empty_policies": ["epsilon", "zero"]}
     cfg = _valid(cfg)
     exps = cfg["experiments"]
-    # 64x64 is the configured patch: only its zero-policy GDL is new; max is the experiment's own policy
+    # 64x64 is the configured patch: only its zero-policy GDL is new; epsilon (the authors' code's)
+    # is the experiment's own policy
     assert grid.sweep_members(cfg, "kervadec2023") == [
         "kervadec2023", "kervadec2023_p64x64_gdl_zero", "kervadec2023_p16x16", "kervadec2023_p16x16_gdl_zero"]
     p16 = exps["kervadec2023_p16x16"]
@@ -40,10 +41,12 @@ def test_subpatch_section_generates_the_sweep(default_config):
     assert p16["losses"] == ["dice", "vnet", "gdl", "mime"] and "subpatch" not in p16
     assert p16["recipe"]["iterations"] == exps["kervadec2023"]["recipe"]["iterations"]
     zero = exps["kervadec2023_p16x16_gdl_zero"]
-    assert zero["losses"] == ["gdl"] and zero["loss_params"] == {"gdl": {"empty_policy": "zero"}}
+    # the policy changes; the experiment's other GDL parameters (the authors' smoothing) stay
+    gdl = {**exps["kervadec2023"]["loss_params"]["gdl"], "empty_policy": "zero"}
+    assert zero["losses"] == ["gdl"] and zero["loss_params"] == {"gdl": gdl}
     cell = next(c for c in grid.all_cells(cfg) if c.experiment == "kervadec2023_p16x16_gdl_zero")
     settings = grid.cell_settings(cfg, cell)
-    assert settings["sweep_of"] == "kervadec2023" and settings["loss_params"] == {"empty_policy": "zero"}
+    assert settings["sweep_of"] == "kervadec2023" and settings["loss_params"] == gdl
     assert "sweep_of" not in grid.cell_settings(cfg, next(c for c in grid.all_cells(cfg)
                                                           if c.experiment == "kervadec2023"))
     # validating again regenerates the same experiments (the Snakefile and the tests both validate)

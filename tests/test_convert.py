@@ -106,6 +106,56 @@ def test_acdc_bad_info_cfg(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_acdc_holdout_moves_whole_patients_to_the_test_split(tmp_path):
+    """Kervadec & de Bruijne's split: the test set is whole training patients (both frames), drawn
+    with a seed and recorded; the release's test patients are left out of this dataset."""
+    src = make_acdc(tmp_path / "src", more_training=4)  # training patients 001-006, test 101
+    out = convert("acdc", src, tmp_path / "out", holdout_patients=2, holdout_seed=0)
+    assert find_problems(out) == []
+    meta = dataset_json(out)
+    held = meta["holdout"]["patients"]
+    assert len(held) == 2 and meta["holdout"]["seed"] == 0 and meta["holdout"]["release_test_cases_left_out"] == 2
+    cases = meta["cases"]
+    test_cases = sorted(c for c, v in cases.items() if v["split"] == "Ts")
+    assert test_cases == sorted(f"{p}_{phase}" for p in held for phase in ("ED", "ES"))
+    assert all(cases[c].get("holdout") is True for c in test_cases)
+    train_patients = {v["patient"] for v in cases.values() if v["split"] == "Tr"}
+    assert not train_patients & set(held) and len(train_patients) == 4  # no patient on both sides
+    assert "patient101" not in {v["patient"] for v in cases.values()}
+    assert meta["numTest"] == 4 and meta["numTraining"] == 8
+    assert sorted(p.name for p in (out / "labelsTs").iterdir()) == [f"{c}.nii.gz" for c in test_cases]
+    assert "held out (seed 0)" in meta["split_note"]
+    # seeded: the same seed draws the same patients, another seed (here) others
+    again = dataset_json(convert("acdc", src, tmp_path / "again", holdout_patients=2, holdout_seed=0))
+    assert again["holdout"]["patients"] == held
+    other = dataset_json(convert("acdc", src, tmp_path / "other", holdout_patients=2, holdout_seed=1))
+    assert other["holdout"]["patients"] != held
+
+
+def test_acdc_holdout_cli_and_impossible_sizes(tmp_path, writes):
+    src = make_acdc(tmp_path / "src", more_training=1)  # three training patients
+    out = tmp_path / "cli"
+    assert main(["convert", "acdc", "--src", str(src), "--out", str(out), "--holdout-patients", "1",
+                 "--holdout-seed", "3"]) == 0
+    assert dataset_json(out)["holdout"]["seed"] == 3 and len(dataset_json(out)["holdout"]["patients"]) == 1
+    writes.clear()
+    with pytest.raises(DicebenchError, match=r"src: a hold-out of 3 patient\(s\) needs between 1 and 2"):
+        convert("acdc", src, tmp_path / "bad", holdout_patients=3)
+    assert writes == [] and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("converter, make", [
+    ("acdc", make_acdc), ("wmh", make_wmh_dataverse), ("promise12", make_promise_challenge),
+    ("promise12", make_promise_zenodo), ("msd_prostate", make_msd), ("totalsegmentator", make_totalseg)])
+def test_every_split_is_drawn_by_patient(tmp_path, converter, make):
+    """Whatever makes a converter's test split (the release's, or a hold-out where no test labels
+    are published), no patient has cases on both sides, and every case names its patient."""
+    cases = dataset_json(convert(converter, make(tmp_path / "src"), tmp_path / "out"))["cases"]
+    assert all(v.get("patient") for v in cases.values())
+    sides = {split: {v["patient"] for v in cases.values() if v["split"] == split} for split in ("Tr", "Ts")}
+    assert sides["Tr"] and sides["Ts"] and not sides["Tr"] & sides["Ts"]
+
+
 # ---------------------------------------------------------------- WMH
 
 WMH_TR = ["Amsterdam_GE3T_100", "Singapore_50", "Utrecht_0"]

@@ -112,6 +112,9 @@ def validate_config(config: dict) -> dict:
 
 def _check_dataset(name: str, ds: dict) -> None:
     where = f"invalid config: datasets.{name}"
+    if ds["source"] == "synthetic" and "holdout" in ds:
+        raise DicebenchError(f"{where}.holdout: a hold-out is drawn from a real dataset's training patients; "
+                             f"a phantom has its own test cases (n_test)")
     if ds["source"] == "synthetic":
         from dicebench.data.phantoms import resolve_spec
 

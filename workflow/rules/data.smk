@@ -59,7 +59,8 @@ rule download:
 
 
 rule convert:
-    """Convert the extracted dataset into the nnU-Net v2 raw layout, geometry kept."""
+    """Convert the extracted dataset into the nnU-Net v2 raw layout, geometry kept; with a
+    `holdout`, the test split is whole training patients (Kervadec's ACDC split)."""
     wildcard_constraints:
         dataset=_datasets("real"),
     input:
@@ -68,6 +69,11 @@ rule convert:
         directory(f"{RESULTS}/datasets/{{dataset}}"),
     params:
         name=lambda w: config["datasets"][w.dataset]["registry_name"],
+        holdout=lambda w: (
+            "--holdout-patients {patients} --holdout-seed {seed}".format(**config["datasets"][w.dataset]["holdout"])
+            if "holdout" in config["datasets"][w.dataset]
+            else ""
+        ),
     threads: threads_for("convert")
     resources:
         **resources_for("convert"),
@@ -78,4 +84,4 @@ rule convert:
     benchmark:
         f"{RESULTS}/benchmarks/convert/{{dataset}}.tsv"
     shell:
-        "dicebench convert {params.name} --src {input} --out {output} --overwrite > {log} 2>&1"
+        "dicebench convert {params.name} --src {input} --out {output} --overwrite {params.holdout} > {log} 2>&1"

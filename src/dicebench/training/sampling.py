@@ -124,8 +124,7 @@ def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, p
         start = _random_start(rng, label.shape, patch_size, centre)
         sigma = float((augment or {}).get("elastic_sigma") or 0.0)
         if sigma > 0 and rng.random() < float(augment.get("elastic_probability", 1.0)):
-            im, lb = _deformed_crop(image, label, start, patch_size, rng, sigma,
-                                    int(augment.get("elastic_control_points", 4)))
+            im, lb = _deformed_crop(image, label, start, patch_size, rng, sigma, augment)
         else:
             im, lb = _crop_or_pad([image, label], start, patch_size, [float(image.min()), 0])
         if augment:
@@ -135,13 +134,21 @@ def sample_batch(cases: list[Case], rng: np.random.Generator, batch_size: int, p
     return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)
 
 
-def _deformed_crop(image, label, start, size, rng, sigma, control_points):
+def _deformed_crop(image, label, start, size, rng, sigma, augment):
     """Cut the patch at `start` and deform it by one random B-spline field (Liu & Fu), in a
     single interpolation from the whole slice/volume: image linear, label nearest neighbour,
-    outside the volume the same fill as `_crop_or_pad` (image minimum, background)."""
-    from dicebench.preprocessing.augmentation import dense_field, random_control_displacements, warp
+    outside the volume the same fill as `_crop_or_pad` (image minimum, background).
 
-    field = dense_field(random_control_displacements(rng, len(size), sigma, control_points), tuple(size))
+    The field spans the patch, the network's input, as V-Net's spans its input volume; its model
+    comes from the augment settings (`augmentation.random_field`): `elastic_control_points`,
+    `elastic_grid` (interpolating nodes, or V-Net's B-spline mesh) and `elastic_in_plane` (no
+    displacement along z, as V-Net's code). Absent keys keep the interpolating grid with 4 nodes
+    per axis, deforming every axis (config/README.md)."""
+    from dicebench.preprocessing.augmentation import random_field, warp
+
+    field = random_field(rng, tuple(size), sigma, int(augment.get("elastic_control_points", 4)),
+                         str(augment.get("elastic_grid", "interpolating")),
+                         bool(augment.get("elastic_in_plane", False)))
     return (warp(image, field, 1, mode="constant", offset=start, cval=float(image.min())),
             warp(label, field, 0, mode="constant", offset=start, cval=0))
 

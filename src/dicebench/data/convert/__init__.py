@@ -35,6 +35,13 @@ dataset.json gets, besides nnU-Net's keys, `"cases"`: one entry per written case
                PROMISE12 "cohort")}}
 
 and `"skipped_cases"` when a converter skipped any.
+
+A hold-out (`hold_out_patients`; `dicebench convert --holdout-patients N --holdout-seed S`, the
+config's `datasets.<name>.holdout`) makes the test split N whole patients of the release's
+training split, drawn with the seed (Kervadec & de Bruijne 2023 test on 20 of ACDC's 100
+training patients); the release's own test cases are then left out, and dataset.json gets
+`"holdout": {"patients": [...], "seed": S, "release_test_cases_left_out": k}` (each held-out
+case's entry `"holdout": true`). A dataset converted without a hold-out keeps the release's split.
 """
 
 from __future__ import annotations
@@ -135,6 +142,29 @@ def select(sources: list[Source], max_cases: int | None) -> list[Source]:
 def holdout(names: list[str], every: int) -> set[str]:
     """A fixed test split where the source publishes no test labels: every `every`-th case, sorted."""
     return {n for i, n in enumerate(sorted(names)) if i % every == every - 1}
+
+
+def hold_out_patients(sources: list[Source], n_patients: int, seed: int = 0) -> tuple[list[Source], dict]:
+    """The release's training sources, with `n_patients` whole patients moved to the test split.
+
+    The patients are drawn without replacement from the sorted training patients by
+    `numpy.random.default_rng(seed)`, so a patient's cases (ACDC's ED and ES frames) always
+    fall on one side. The release's test sources are left out: they belong to another test set.
+    Returns the sources and the record dataset.json keeps under "holdout".
+    """
+    import dataclasses
+
+    patients = sorted({s.patient for s in sources if s.split == "Tr"})
+    if not 1 <= n_patients < len(patients):
+        raise DicebenchError(f"a hold-out of {n_patients} patient(s) needs between 1 and {len(patients) - 1} "
+                             f"(the release has {len(patients)} training patients)")
+    order = np.random.default_rng(int(seed)).permutation(len(patients))
+    held = {patients[i] for i in order[:n_patients]}
+    out = [dataclasses.replace(s, split="Ts", meta={**s.meta, "holdout": True}) if s.patient in held else s
+           for s in sources if s.split == "Tr"]
+    record = {"patients": sorted(held), "seed": int(seed),
+              "release_test_cases_left_out": sum(s.split == "Ts" for s in sources)}
+    return out, record
 
 
 def get_converter(name: str):
@@ -380,13 +410,23 @@ def convert(converter: str, src: str | Path, out: str | Path, overwrite: bool = 
     max_cases = options.pop("max_cases", None)
     if max_cases is not None and max_cases < 1:
         raise DicebenchError(f"--max-cases must be at least 1, got {max_cases}")
+    holdout_patients = options.pop("holdout_patients", None)
+    holdout_seed = options.pop("holdout_seed", 0)
     channels = mod.channels(**options) if hasattr(mod, "channels") else mod.CHANNELS
     sources = mod.find(src, **options)
+    extra = mod.metadata(sources, **options)
+    if holdout_patients is not None:
+        try:
+            sources, extra["holdout"] = hold_out_patients(sources, holdout_patients, holdout_seed)
+        except DicebenchError as exc:
+            raise DicebenchError(f"{src}: {exc}") from None
+        extra["split_note"] = (f"test = {holdout_patients} training patients held out (seed {holdout_seed}); "
+                               f"the release's test cases are left out")
     if max_cases is not None and not getattr(mod, "MAY_SKIP", False):
         sources = select(sources, max_cases)  # the rest need no checking
     return write_dataset(out, sources, lambda s: mod.load(s, **options), src=src, name=mod.NAME,
                          channel_names=channels, labels=mod.LABELS, overwrite=overwrite,
-                         max_cases=max_cases, warn=warn, **mod.metadata(sources, **options))
+                         max_cases=max_cases, warn=warn, **extra)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -397,6 +437,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--max-cases", type=int, help="keep at most this many cases per split (first in order)")
     p.add_argument("--flair-only", action="store_true", help="WMH: FLAIR only, no T1 channel")
+    p.add_argument("--holdout-patients", type=int, metavar="N",
+                   help="test split: N whole training patients drawn with --holdout-seed (the release's test "
+                        "cases are left out)")
+    p.add_argument("--holdout-seed", type=int, default=0, metavar="S", help="seed of the hold-out (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -413,6 +457,8 @@ def run(args: argparse.Namespace) -> int:
         options["max_cases"] = args.max_cases
     if name == "wmh" and args.flair_only:
         options["flair_only"] = True
+    if args.holdout_patients is not None:
+        options.update(holdout_patients=args.holdout_patients, holdout_seed=args.holdout_seed)
     out = convert(name, args.src, args.out, overwrite=args.overwrite, **options)
     print(out)
     return 0

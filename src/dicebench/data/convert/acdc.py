@@ -3,10 +3,12 @@
 Source layout (humanheart-project release): `.../database/{training,testing}/patientNNN/` with
 `Info.cfg` (lines `ED: 1`, `ES: 12`, ...), `patientNNN_4d.nii.gz`, `patientNNN_frameFF.nii.gz` and
 `patientNNN_frameFF_gt.nii.gz`. Labels are kept as published: 1 RV cavity, 2 myocardium, 3 LV
-cavity. The official split is kept: training (100 patients) -> Tr, testing (50) -> Ts.
+cavity. The official split is kept: training (100 patients) -> Tr, testing (50) -> Ts; with a
+hold-out (`dicebench.data.convert.hold_out_patients`, config `datasets.<name>.holdout`) the test
+split is instead whole training patients, as Kervadec & de Bruijne 2023's 70 / 10 / 20 patients
+of the 100 (a second dataset entry without the hold-out keeps the official 50 as a second test set).
 Cases are named `patientNNN_ED` and `patientNNN_ES`; both frames of a patient share the
-patient `patientNNN`, which is what validation splits must be drawn by (as nnU-Net's
-Dataset027_ACDC does).
+patient `patientNNN`, which is what every split is drawn by (as nnU-Net's Dataset027_ACDC does).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ SPLITS = {"training": "Tr", "testing": "Ts"}
 
 def metadata(sources=(), **options) -> dict:
     return {
-        "description": "ACDC cine-MRI, ED and ES frames (official training/testing split)",
+        "description": "ACDC cine-MRI, ED and ES frames",
         "reference": "Bernard et al., IEEE TMI 37(11), 2018, doi:10.1109/TMI.2018.2837502",
         "licence": "CC BY-NC-SA 4.0",
         "label_mapping": "identity: 1 RV cavity, 2 myocardium, 3 LV cavity",
