@@ -295,6 +295,7 @@ rule lr_sensitivity:
 rule paper_methods:
     # The methods section is generated from the resolved config: it reruns when the config changes.
     input:
+        ledger=f"{PAPER_DIR}/deviations.yaml",
         code=code("dicebench.reporting.methods"),
     output:
         f"{RESULTS}/paper/methods.tex",
@@ -310,7 +311,7 @@ rule paper_methods:
     benchmark:
         f"{RESULTS}/benchmarks/paper_methods.tsv"
     shell:
-        "dicebench methods --config-json {params.config} --out {output} > {log} 2>&1"
+        "dicebench methods --config-json {params.config} --deviations {input.ledger} --out {output} > {log} 2>&1"
 
 
 rule compute:
