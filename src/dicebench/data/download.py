@@ -39,7 +39,6 @@ from typing import Callable
 import yaml
 
 from dicebench.errors import DicebenchError
-from dicebench.io import read_json, write_json
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[3] / "config" / "datasets.yaml"
 RECORD_FILE = "checksums.json"
@@ -383,6 +382,8 @@ def dataverse_files(record: DataverseRecord, listing: dict, where: str) -> tuple
 def dataverse_listing(record: DataverseRecord, folder: Path, *, timeout: float = 60.0, retries: int = 5,
                       backoff: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> tuple[RemoteFile, ...]:
     """The record's files, listed once and kept in `folder/dataverse_files.json` for later runs."""
+    from dicebench.io import read_json, write_json  # io (numpy, SimpleITK) stays out of the DAG build
+
     path = folder / DATAVERSE_LISTING
     if path.exists():
         listing = read_json(path)
@@ -406,6 +407,8 @@ def fetch_dataset(entry: DatasetEntry, folder: str | Path, *, retries: int = 5, 
                   timeout: float = 60.0, progress: bool = True,
                   sleep: Callable[[float], None] = time.sleep) -> list[Path]:
     """Make every file of `entry` present and verified in `folder`; return their paths."""
+    from dicebench.io import write_json  # io (numpy, SimpleITK) stays out of the DAG build
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base, files = dataset_files(entry, folder, timeout=timeout, retries=retries, backoff=backoff, sleep=sleep)
