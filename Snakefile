@@ -41,6 +41,8 @@ localrules:
     viewer,
     bundle,
     bundle_with_weights,
+    verify_cell,
+    verify_claim,
 
 
 rule all:

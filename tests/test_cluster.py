@@ -220,7 +220,6 @@ def test_the_driver_builds_the_dag(tmp_path):
 # ---- the preview: sbatch options per rule, from the Slurm plugin (driver environment) ----
 
 SITE = {
-    "experiments": {"kervadec2023": {"subpatch": {"datasets": ["acdc"]}}},  # config/paper.yaml lacks it
     "resources": {"default": {"partition": "cpu", "account": "proj", "qos": "normal"},
                   "preprocess": {"constraint": "avx2"},
                   "train": {"partition": "gpu", "runtime": 720}},

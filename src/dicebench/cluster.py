@@ -45,7 +45,7 @@ RULES = ("synthesize", "download", "convert", "preprocess", "class_stats", "trai
 LOCAL_RULES = ("all", "download", "aggregate", "paper_table", "wilcoxon", "claims", "conventions", "compute",
                "claims_figure", "learning_curves",
                "qualitative", "gradient_map", "subpatch", "lr_sensitivity", "paper_methods", "paper", "viewer",
-               "bundle", "bundle_with_weights")
+               "bundle", "bundle_with_weights", "verify_cell", "verify_claim")
 # One Slurm job per cell: the rules with `group: "cell"`, in the order they run; the first leads.
 CELL_GROUP = "cell"
 CELL_RULES = ("train", "infer", "evaluate")
