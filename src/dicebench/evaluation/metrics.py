@@ -496,77 +496,99 @@ def _class_percentiles(p: np.ndarray, g: np.ndarray, sp: np.ndarray, q: float) -
     """HD95 (directed, pooled) of one class from its surface voxels `p`, `g` ((ndim, n) each, non-empty).
 
     Each surface voxel looks for its nearest surface voxel of the other mask by one of two exact
-    walks over shells of increasing length (both directions in step, so after each shell every
-    distance up to the shell's length is known in both): the *row walk* (compact structures)
-    reads, for each row offset (all axes but the last), the distance along the last axis to the
-    nearest target voxel from a precomputed 1-D distance map; the *ball walk* (structures sparse
-    in their box, whose map would cost more than the walk) tests integer offsets one by one. The
-    walk stops once the ranks the three percentiles read are all known; points still open after
-    the last shell get exact distances from a k-d tree.
+    walks over shells of increasing length: the *row walk* (compact structures) reads, for each
+    row offset (all axes but the last), the distance along the last axis to the nearest target
+    voxel from a precomputed 1-D distance map; the *ball walk* (structures sparse in their box,
+    whose map would cost more than the walk) tests integer offsets one by one. Both directions
+    walk together (one array: pred's points search gt's surface in the first half of the
+    volume, gt's points pred's surface in the second), so after each shell every distance up
+    to the shell's length is known in both; the walk stops once the ranks the three percentiles
+    read are all known, and points still open after the last shell get exact distances from a
+    k-d tree.
     """
     n = (p.shape[1], g.shape[1])
     need = (_rank_pair(n[0], q)[1] + 1, _rank_pair(n[1], q)[1] + 1, _rank_pair(n[0] + n[1], q)[1] + 1)
-    ndim = sp.size
-    rows = ndim >= 2
+    lo_pts, hi_pts = np.minimum(p.min(1), g.min(1)), np.maximum(p.max(1), g.max(1))
+    rows = sp.size >= 2
     if rows:
-        offsets, length, shells = _offset_ball(tuple(float(s) for s in sp[:-1]), MAX_ROWS)
-        reach_last = min(int(math.floor(length[-1] / sp[-1])), _MAX_LINE)
-        keep = int(np.searchsorted(length, reach_last * sp[-1], side="right"))  # complete up to this length
-        offsets, length = offsets[:keep], length[:keep]
-        shells = [(a, min(b, keep)) for a, b in shells if a < keep]
-        reach = np.append(np.abs(offsets).max(0), reach_last)
-        offsets = np.hstack([offsets, np.zeros((len(offsets), 1), offsets.dtype)])
-    else:
+        offsets, length, shells, reach, settled = _row_walk(tuple(float(s) for s in sp), MAX_ROWS, _MAX_LINE)
+        rows = math.prod((hi_pts - lo_pts + 2 * reach + 1).tolist()) <= _ROW_WALK_VOXELS * (n[0] + n[1])
+    if not rows:
         offsets, length, shells = _offset_ball(tuple(float(s) for s in sp), MAX_OFFSETS)
         reach = np.abs(offsets).max(0)
-    lo = np.minimum(p.min(1), g.min(1)) - reach
-    padded = tuple(int(x) for x in np.maximum(p.max(1), g.max(1)) + reach + 1 - lo)
-    if rows and math.prod(padded) > _ROW_WALK_VOXELS * (n[0] + n[1]):
-        rows = False
-        offsets, length, shells = _offset_ball(tuple(float(s) for s in sp), MAX_OFFSETS)
-        reach = np.abs(offsets).max(0)
-        lo = np.minimum(p.min(1), g.min(1)) - reach
-        padded = tuple(int(x) for x in np.maximum(p.max(1), g.max(1)) + reach + 1 - lo)
-    strides = np.array([math.prod(padded[d + 1:]) for d in range(ndim)], np.int64)
-    flat = [_flat_index(c, lo, strides) for c in (p, g)]
-    flat_offsets = offsets @ strides
+    lo = lo_pts - reach
+    padded = tuple(int(x) for x in hi_pts + reach + 1 - lo)
     size = math.prod(padded)
-    targets = [_line_distance(f, size, reach[-1] + 1) if rows else _indicator(f, size) for f in flat[::-1]]
+    strides = np.array([math.prod(padded[d + 1:]) for d in range(sp.size)], np.int64)
+    flat_p, flat_g = _flat_index(p, lo, strides), _flat_index(g, lo, strides)
+    surfaces = np.concatenate([flat_g, flat_p + size])  # what pred's points, then gt's points, look for
+    pending = np.concatenate([flat_p, flat_g + size])
+    pending_a = n[0]  # pending[:pending_a] are pred's points
+    flat_offsets = offsets @ strides
     if rows:
+        target = _line_distance(surfaces, 2 * size, int(reach[-1]) + 1)
         last_sq = (np.arange(reach[-1] + 2) * sp[-1]) ** 2
         last_sq[-1] = np.inf  # "no target voxel within reach along the last axis"
         row_sq = length ** 2
-        best = [np.full(n[0], np.inf), np.full(n[1], np.inf)]
-    pending = list(flat)
+        best = np.full(pending.size, np.inf)
+    else:
+        target = _indicator(surfaces, 2 * size)
     found: list[list[np.ndarray]] = [[], []]
     count = [0, 0]
-    for start, stop in shells:
-        for d in (0, 1):
-            if pending[d].size == 0:
-                continue
-            if rows:
-                best[d] = np.minimum(best[d], _row_minima(targets[d], pending[d], flat_offsets[start:stop],
-                                                          last_sq, row_sq[start:stop]))
-                got = best[d] <= row_sq[stop - 1]
-                found[d].append(np.sqrt(best[d][got]))
-                best[d] = best[d][~got]
-            else:
-                dist = _first_distance(targets[d], pending[d], flat_offsets[start:stop], length[start:stop])
-                got = dist < np.inf
-                found[d].append(dist[got])
-            count[d] += int(np.count_nonzero(got))
-            pending[d] = pending[d][~got]
+    for i, (start, stop) in enumerate(shells):
+        if rows:
+            np.minimum(best, _row_minima(target, pending, flat_offsets[start:stop], last_sq, row_sq[start:stop]),
+                       out=best)
+            got = best <= settled[i]
+            dist = best
+        else:
+            dist = _first_distance(target, pending, flat_offsets[start:stop], length[start:stop])
+            got = dist < np.inf
+        got_a, got_b = got[:pending_a], got[pending_a:]
+        for d, part in ((0, dist[:pending_a][got_a]), (1, dist[pending_a:][got_b])):
+            found[d].append(np.sqrt(part) if rows else part)  # the row walk finds squared distances
+        count[0] += int(np.count_nonzero(got_a))
+        count[1] += int(np.count_nonzero(got_b))
         if count[0] >= need[0] and count[1] >= need[1] and count[0] + count[1] >= need[2]:
             break
+        keep = ~got
+        pending_a = int(np.count_nonzero(keep[:pending_a]))
+        pending = pending[keep]
+        if rows:
+            best = best[keep]
     else:  # the percentiles lie beyond the walk: the remaining points' exact distances from a k-d tree
-        for d, target in ((0, g), (1, p)):
-            if pending[d].size:
-                pts = np.stack(np.unravel_index(pending[d], padded)).T * sp
-                tree = cKDTree((target - lo[:, None]).T * sp, leafsize=16, balanced_tree=False, compact_nodes=False)
+        for d, (points, other) in enumerate(((pending[:pending_a], g), (pending[pending_a:] - size, p))):
+            if points.size:
+                pts = np.stack(np.unravel_index(points, padded)).T * sp
+                tree = cKDTree((other - lo[:, None]).T * sp, leafsize=16, balanced_tree=False, compact_nodes=False)
                 found[d].append(tree.query(pts, k=1)[0])
     a, b = np.concatenate(found[0]), np.concatenate(found[1])
     directed = max(_percentile_of_smallest(a, n[0], q), _percentile_of_smallest(b, n[1], q))
     return Hausdorff(directed, _percentile_of_smallest(np.concatenate([a, b]), n[0] + n[1], q))
+
+
+@functools.lru_cache(maxsize=32)
+def _row_walk(spacing: tuple[float, ...], max_rows: int, max_line: int
+              ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
+    """Row offsets (last axis 0) sorted by length, their lengths, shells, the reach per axis, and
+    for each shell the squared distance up to which a point's best candidate is final.
+
+    The walk covers every row up to a length R that the 1-D distance map sees along the last
+    axis (`max_line` voxels), so any voxel within R of a point lies in a walked row within the
+    map's reach. After a shell, a candidate no longer than the next row's length is final (no
+    later row can beat it), and after the last shell any candidate up to R is.
+    """
+    sp = np.asarray(spacing)
+    offsets, length, shells = _offset_ball(tuple(spacing[:-1]), max_rows)
+    reach_last = min(int(math.floor(length[-1] / sp[-1])), max_line)
+    radius = reach_last * sp[-1]
+    keep = int(np.searchsorted(length, radius, side="right"))
+    offsets, length = offsets[:keep], length[:keep]
+    shells = [(a, min(b, keep)) for a, b in shells if a < keep]
+    settled = np.array([length[b] ** 2 if b < keep else radius ** 2 for _, b in shells])
+    reach = np.append(np.abs(offsets).max(0), reach_last)
+    offsets = np.hstack([offsets, np.zeros((len(offsets), 1), offsets.dtype)])
+    return offsets, length, shells, reach, settled
 
 
 def _indicator(flat: np.ndarray, size: int) -> np.ndarray:
