@@ -188,8 +188,8 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     chosen = args.only or [*SHAPES, "abdomen7", "evaluate"]
     print(f"1 thread each (torch.get_num_threads() = {torch.get_num_threads()}); median of {repeats} "
-          f"interleaved repeats (each >= 0.2 s of calls) after one warm-up call each; {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f} at start")
+          f"interleaved repeats (each >= 0.2 s of calls) after one warm-up call each; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     table: list = []
     shape_suite([n for n in chosen if n in SHAPES], repeats, args.quick, table)
     if "abdomen7" in chosen or "evaluate" in chosen:

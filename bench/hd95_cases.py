@@ -242,7 +242,8 @@ def abdomen_case(seed: int = 5, shape=(256, 320, 320)) -> Case:
         c2 = tuple(np.add(c, rng.normal(0, 1.2, 3)))
         r2 = tuple(np.multiply(r, rng.uniform(0.93, 1.07, 3)))
         paint(pred, *organ(shape, spacing, c2, r2, rng, rough, lobes), k)
-    for k, start, d, radius in ((1, (10, yc + 40, xc), (1.0, 0.0, 0.05), 11.0), (2, (zc, yc, xc - 20), (0.1, -0.5, -1.0), 7.0)):
+    trees = ((1, (10, yc + 40, xc), (1.0, 0.0, 0.05), 11.0), (2, (zc, yc, xc - 20), (0.1, -0.5, -1.0), 7.0))
+    for k, start, d, radius in trees:
         segments: list = []
         _tube_tree(shape, spacing, rng, start, d, radius, 3, segments)
         paint_tubes(gt, spacing, segments, k)
