@@ -262,14 +262,11 @@ def hausdorff_labels(
 ) -> dict[int, Hausdorff]:
     """HD95 of every object class k of two integer label maps under both conventions, in one pass.
 
-    Equal to the brute-force definition on `pred == k`, `gt == k`: surface voxels of all classes
-    come from one pass over each map's foreground box; each surface voxel then looks for the
-    nearest target-surface voxel of its class through integer offsets sorted by length in mm
-    (exact: the first hit is the nearest). Shells of offsets are visited for all classes at
-    once, and a class stops as soon as every rank its percentiles need is known (the band where
-    the percentile can fall); a class still open after ~`MAX_OFFSETS` offsets gets its remaining
-    points' exact distances from a k-d tree of its target surface. Values not listed in `labels`
-    belong to no class; negative values are background.
+    Equal to the brute-force definition on `pred == k`, `gt == k` (see the module's conventions):
+    one sweep of each map's foreground box gives the surface voxels of all classes; per class,
+    each surface voxel then walks outwards to the nearest surface voxel of the other mask, and
+    the walk stops as soon as every rank the percentiles read is known (`_class_percentiles`).
+    Values not listed in `labels` belong to no class; values <= 0 are background.
     """
     pred, gt = _as_label_input(pred), _as_label_input(gt)
     if pred.shape != gt.shape:
@@ -301,7 +298,9 @@ def hausdorff_labels(
             out[k] = Hausdorff(diag, diag)
     both = np.flatnonzero((n_p > 0) & (n_g > 0))
     if both.size:
-        out.update({classes[i]: h for i, h in _banded_percentiles(surf_p, surf_g, n_p, n_g, both, sp, q).items()})
+        by_p, by_g = _split_by_slot(surf_p, len(classes)), _split_by_slot(surf_g, len(classes))
+        for i in both:
+            out[classes[i]] = _class_percentiles(by_p[i], by_g[i], sp, q)
     return {k: out[k] for k in labels}
 
 
@@ -310,8 +309,7 @@ def hausdorff_labels(
 
 class _Surface(NamedTuple):
     coords: np.ndarray  # (ndim, n) int64, voxel indices in the full scan
-    label: np.ndarray  # (n,) the voxel's value
-    slot: np.ndarray  # (n,) int, its index in the sorted list of requested classes
+    slot: np.ndarray  # (n,) int, the voxel's class as an index into the sorted requested classes
 
 
 def _positive_box(a: np.ndarray) -> Box | None:
@@ -345,7 +343,7 @@ def _surface_points(a: np.ndarray, classes: list[int]) -> _Surface:
     """
     box = _positive_box(a)
     if box is None:
-        return _Surface(np.empty((a.ndim, 0), np.int64), np.empty(0, a.dtype), np.empty(0, np.intp))
+        return _Surface(np.empty((a.ndim, 0), np.int64), np.empty(0, np.intp))
     sub = a[box]
     if a.ndim >= 2 and a.flags.c_contiguous:
         row_max = sub.max(axis=-1)
@@ -425,8 +423,8 @@ def _classify(coords: np.ndarray, label: np.ndarray, classes: list[int]) -> _Sur
     slot = _slots(label, classes)
     keep = slot >= 0
     if not keep.all():
-        coords, label, slot = coords[:, keep], label[keep], slot[keep]
-    return _Surface(coords, label, slot)
+        coords, slot = coords[:, keep], slot[keep]
+    return _Surface(coords, slot)
 
 
 def _slots(values: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -482,13 +480,6 @@ def _offset_ball(spacing: tuple[float, ...], max_count: int) -> tuple[np.ndarray
             shells.append((start, int(stop)))
             start = int(stop)
     return grid, length, shells
-
-
-def _banded_percentiles(surf_p: _Surface, surf_g: _Surface, n_p: np.ndarray, n_g: np.ndarray,
-                        slots: np.ndarray, sp: np.ndarray, q: float) -> dict[int, Hausdorff]:
-    """Directed and pooled percentiles for the classes in `slots` (both masks non-empty)."""
-    by_p, by_g = _split_by_slot(surf_p, len(n_p)), _split_by_slot(surf_g, len(n_g))
-    return {int(k): _class_percentiles(by_p[k], by_g[k], sp, q) for k in slots}
 
 
 def _split_by_slot(s: _Surface, n_slots: int) -> list[np.ndarray]:
