@@ -354,6 +354,30 @@ def test_each_configuration_takes_its_path(path, monkeypatch):
         assert calls["dense"] == calls["rows"] == 0
 
 
+def noisy_ellipsoid(shape, spacing, centre, radii_mm, rough_mm, rng) -> np.ndarray:
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    f = np.sqrt(sum(((g - c) * s / r) ** 2 for g, c, s, r in zip(grids, centre, spacing, radii_mm)))
+    f = (f - 1.0) * float(np.mean(radii_mm))
+    if rough_mm:
+        noise = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0)
+        f = f + noise * rough_mm / noise.std()
+    return f <= 0
+
+
+@pytest.mark.parametrize("rough_mm", [0.0, 2.0])
+def test_organ_sized_masks_equal_the_exact_reference(rough_mm):
+    """Default settings on an organ-sized pair (the walks go many shells deep), against every
+    surface distance from a k-d tree and NumPy's percentile."""
+    rng = np.random.default_rng(7)
+    shape, sp = (40, 120, 110), (2.0, 0.7, 0.7)
+    gt = noisy_ellipsoid(shape, sp, (20, 60, 55), (30.0, 35.0, 30.0), rough_mm, rng)
+    pred = noisy_ellipsoid(shape, sp, (21, 57, 57), (31.0, 33.0, 31.0), rough_mm, rng)
+    d_pg, d_gp = surface_distances(pred, gt, sp)
+    got = hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1])[1]
+    assert got.directed == pytest.approx(hausdorff_percentile(d_pg, d_gp), rel=1e-12)
+    assert got.pooled == pytest.approx(float(np.percentile(np.concatenate([d_pg, d_gp]), 95)), rel=1e-12)
+
+
 def test_hd95_pooled_equals_medpy():
     medpy = pytest.importorskip("medpy.metric.binary")
     rng = np.random.default_rng(31)
