@@ -378,6 +378,24 @@ def test_organ_sized_masks_equal_the_exact_reference(rough_mm):
     assert got.pooled == pytest.approx(float(np.percentile(np.concatenate([d_pg, d_gp]), 95)), rel=1e-12)
 
 
+def test_badly_placed_prediction_leaves_the_walk_early_and_stays_exact(monkeypatch):
+    """A prediction 20+ mm off: the walk gives up after a quarter of its rows, the k-d tree answers."""
+    rng = np.random.default_rng(8)
+    shape, sp = (40, 120, 110), (2.0, 0.7, 0.7)
+    gt = noisy_ellipsoid(shape, sp, (20, 50, 45), (25.0, 25.0, 22.0), 0.0, rng)
+    pred = noisy_ellipsoid(shape, sp, (22, 80, 70), (24.0, 22.0, 22.0), 0.0, rng)
+    calls = []
+    real = metrics._row_minima
+    monkeypatch.setattr(metrics, "_row_minima", lambda *a: calls.append(1) or real(*a))
+    got = hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1])[1]
+    d_pg, d_gp = surface_distances(pred, gt, sp)
+    assert got.directed == pytest.approx(hausdorff_percentile(d_pg, d_gp), rel=1e-12)
+    assert got.pooled == pytest.approx(float(np.percentile(np.concatenate([d_pg, d_gp]), 95)), rel=1e-12)
+    assert got.directed > 15.0
+    shells = metrics._row_walk(sp, metrics.MAX_ROWS, metrics._MAX_LINE)[2]
+    assert 0 < len(calls) < len(shells)
+
+
 def test_hd95_pooled_equals_medpy():
     medpy = pytest.importorskip("medpy.metric.binary")
     rng = np.random.default_rng(31)

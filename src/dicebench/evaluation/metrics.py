@@ -448,6 +448,9 @@ MAX_ROWS = 400  # rows (offsets over all axes but the last) tried per point by t
 _MAX_LINE = 15  # voxels along the last axis the row walk looks (its 1-D map takes 4 doubling steps)
 _ROW_WALK_VOXELS = 48  # the row walk when its volume is under this many voxels per surface point
 _SHELL_GROWTH = 2.0  # each shell of offsets holds about this many times the offsets of all before it
+# leave the walk for the k-d tree when, this far into its offsets, fewer than this share of the
+# needed distances are found (a prediction far from the truth: the rest would mostly be wasted)
+_GIVE_UP_AFTER, _GIVE_UP_BELOW = 0.25, 0.5
 _CHUNK = 1 << 17  # (point, offset) pairs gathered per step: the index block stays in cache
 
 
@@ -535,6 +538,7 @@ def _class_percentiles(p: np.ndarray, g: np.ndarray, sp: np.ndarray, q: float) -
         target = _indicator(surfaces, 2 * size)
     found: list[list[np.ndarray]] = [[], []]
     count = [0, 0]
+    done = False
     for i, (start, stop) in enumerate(shells):
         if rows:
             np.minimum(best, _row_minima(target, pending, flat_offsets[start:stop], last_sq, row_sq[start:stop]),
@@ -550,17 +554,20 @@ def _class_percentiles(p: np.ndarray, g: np.ndarray, sp: np.ndarray, q: float) -
         count[0] += int(np.count_nonzero(got_a))
         count[1] += int(np.count_nonzero(got_b))
         if count[0] >= need[0] and count[1] >= need[1] and count[0] + count[1] >= need[2]:
+            done = True
             break
         keep = ~got
         pending_a = int(np.count_nonzero(keep[:pending_a]))
         pending = pending[keep]
         if rows:
             best = best[keep]
-    else:  # the percentiles lie beyond the walk: the remaining points' exact distances from a k-d tree
+        if stop >= _GIVE_UP_AFTER * len(length) and count[0] + count[1] < _GIVE_UP_BELOW * (need[0] + need[1]):
+            break
+    if not done:  # the percentiles lie beyond the walk: the remaining points' exact distances from a k-d tree
         for d, (points, other) in enumerate(((pending[:pending_a], g), (pending[pending_a:] - size, p))):
             if points.size:
                 pts = np.stack(np.unravel_index(points, padded)).T * sp
-                tree = cKDTree((other - lo[:, None]).T * sp, leafsize=16, balanced_tree=False, compact_nodes=False)
+                tree = cKDTree((other - lo[:, None]).T * sp, leafsize=32, balanced_tree=False, compact_nodes=False)
                 found[d].append(tree.query(pts, k=1)[0])
     a, b = np.concatenate(found[0]), np.concatenate(found[1])
     directed = max(_percentile_of_smallest(a, n[0], q), _percentile_of_smallest(b, n[1], q))
