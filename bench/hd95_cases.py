@@ -14,6 +14,8 @@ inside the structures' own boxes, so a case of 40 M voxels takes about a second 
 * ``vessels``        a tree of thin tubes (radius 1-3.5 mm) across a CT; the prediction loses
                      branch tips, changes radii and adds a few spurious segments.
 * ``distant_fp``     three small ellipsoids and a distant false positive (the former benchmark).
+* ``organ_offset``   a stress case beyond the suite: the smooth organ predicted 16-20 mm off (a
+                     failed model), so most distances lie beyond the walk and a k-d tree answers.
 * ``abdomen7``       a label map with 7 classes (artery, portal vein, liver, spleen, stomach,
                      gallbladder, pancreas) at TotalSegmentator's 1.5 mm.
 """
@@ -91,6 +93,17 @@ def organ_case(rough: bool, seed: int = 1) -> Case:
     kind = "rough" if rough else "smooth"
     return Case(f"organ_{kind}", pred, gt, spacing, [1],
                 f"one liver-sized organ, {kind} boundary, CT {shape} at {spacing} mm")
+
+
+def organ_offset_case(seed: int = 1) -> Case:
+    shape, spacing = (160, 512, 512), (2.0, 0.7, 0.7)
+    rng = np.random.default_rng(seed)
+    gt = np.zeros(shape, np.uint8)
+    pred = np.zeros(shape, np.uint8)
+    paint(gt, *organ(shape, spacing, (80, 230, 180), (60.0, 85.0, 75.0), rng), 1)
+    paint(pred, *organ(shape, spacing, (88, 250, 200), (55.0, 80.0, 80.0), rng), 1)
+    return Case("organ_offset", pred, gt, spacing, [1],
+                f"stress: the smooth organ predicted 16-20 mm off, CT {shape} at {spacing} mm")
 
 
 def lesions_case(seed: int = 2, n: int = 60) -> Case:
@@ -262,3 +275,4 @@ SHAPES = {
     "vessels": vessels_case,
     "distant_fp": distant_fp_case,
 }
+STRESS = {"organ_offset": organ_offset_case}
