@@ -229,13 +229,16 @@ def test_hd95_labels_equals_hd95_per_class(seed):
 
 # hausdorff_labels chooses, per map and per class, between code paths that must all give the
 # brute-force value: surfaces swept densely or voxel by voxel; the row walk or the ball walk;
-# early stop or the k-d tree past the walk. Each configuration forces one combination.
+# early stop or the k-d tree past the walk (all open points, or those a sample's bounds leave
+# ambiguous). Each configuration forces one combination.
 PATHS = {
     "default": {},
     "dense-surface+row-walk": {"_SPARSE_ROWS": 10**9, "_ROW_WALK_VOXELS": 10**9},
     "sparse-surface+ball-walk": {"_SPARSE_ROWS": 0, "_ROW_WALK_VOXELS": 0},
     "tiny-row-walk+kdtree": {"_ROW_WALK_VOXELS": 10**9, "MAX_ROWS": 3, "_MAX_LINE": 1},
     "tiny-ball-walk+kdtree": {"_ROW_WALK_VOXELS": 0, "MAX_OFFSETS": 7},
+    "tiny-walk+sampled-bounds": {"MAX_ROWS": 3, "_MAX_LINE": 1, "MAX_OFFSETS": 7, "_SAMPLE_EVERY": 3,
+                                 "_SAMPLE_ABOVE": 0},
 }
 
 
@@ -327,9 +330,9 @@ def test_objects_filling_the_scan_and_its_border(path):
 
 def test_each_configuration_takes_its_path(path, monkeypatch):
     """The configurations above really exercise the code paths they are named after."""
-    calls = {"sparse": 0, "dense": 0, "rows": 0, "ball": 0, "kdtree": 0}
+    calls = {"sparse": 0, "dense": 0, "rows": 0, "ball": 0, "kdtree": 0, "bounds": 0}
     for name, key in (("_surface_sparse", "sparse"), ("_surface_dense", "dense"), ("_row_minima", "rows"),
-                      ("_first_distance", "ball"), ("cKDTree", "kdtree")):
+                      ("_first_distance", "ball"), ("cKDTree", "kdtree"), ("_sampled_bounds", "bounds")):
         real = getattr(metrics, name)
 
         def spy(*a, _real=real, _key=key, **kw):
@@ -346,6 +349,7 @@ def test_each_configuration_takes_its_path(path, monkeypatch):
         "sparse-surface+ball-walk": {"sparse", "ball"},
         "tiny-row-walk+kdtree": {"rows", "kdtree"},
         "tiny-ball-walk+kdtree": {"ball", "kdtree"},
+        "tiny-walk+sampled-bounds": {"kdtree", "bounds"},
     }.get(path, set())
     assert all(calls[k] > 0 for k in expected), calls
     if path == "dense-surface+row-walk":

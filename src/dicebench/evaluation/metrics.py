@@ -451,6 +451,7 @@ _SHELL_GROWTH = 2.0  # each shell of offsets holds about this many times the off
 # leave the walk for the k-d tree when, this far into its offsets, fewer than this share of the
 # needed distances are found (a prediction far from the truth: the rest would mostly be wasted)
 _GIVE_UP_AFTER, _GIVE_UP_BELOW = 0.25, 0.5
+_SAMPLE_EVERY, _SAMPLE_ABOVE = 8, 64  # past the walk: exact distances of every 8th open point bound the rest
 _CHUNK = 1 << 17  # (point, offset) pairs gathered per step: the index block stays in cache
 
 
@@ -563,15 +564,100 @@ def _class_percentiles(p: np.ndarray, g: np.ndarray, sp: np.ndarray, q: float) -
             best = best[keep]
         if stop >= _GIVE_UP_AFTER * len(length) and count[0] + count[1] < _GIVE_UP_BELOW * (need[0] + need[1]):
             break
-    if not done:  # the percentiles lie beyond the walk: the remaining points' exact distances from a k-d tree
-        for d, (points, other) in enumerate(((pending[:pending_a], g), (pending[pending_a:] - size, p))):
-            if points.size:
-                pts = np.stack(np.unravel_index(points, padded)).T * sp
-                tree = cKDTree((other - lo[:, None]).T * sp, leafsize=32, balanced_tree=False, compact_nodes=False)
-                found[d].append(tree.query(pts, k=1)[0])
-    a, b = np.concatenate(found[0]), np.concatenate(found[1])
-    directed = max(_percentile_of_smallest(a, n[0], q), _percentile_of_smallest(b, n[1], q))
-    return Hausdorff(directed, _percentile_of_smallest(np.concatenate([a, b]), n[0] + n[1], q))
+    resolved = [np.concatenate(found[0]), np.concatenate(found[1])]
+    if done:
+        a, b = resolved
+        directed = max(_percentile_of_smallest(a, n[0], q), _percentile_of_smallest(b, n[1], q))
+        return Hausdorff(directed, _percentile_of_smallest(np.concatenate([a, b]), n[0] + n[1], q))
+    # some ranks lie beyond the walk: the points it left open, in mm, and k-d trees of their targets
+    open_pts = [np.stack(np.unravel_index(pending[:pending_a], padded)).T * sp,
+                np.stack(np.unravel_index(pending[pending_a:] - size, padded)).T * sp]
+    trees = [_tree((t - lo[:, None]).T * sp) for t in (g, p)]
+    return _beyond_walk(resolved, open_pts, trees, n, q)
+
+
+def _tree(points_mm: np.ndarray) -> cKDTree:
+    return cKDTree(points_mm, leafsize=32, balanced_tree=False, compact_nodes=False)
+
+
+def _beyond_walk(resolved: list[np.ndarray], open_pts: list[np.ndarray], trees: list[cKDTree],
+                 n: tuple[int, int], q: float) -> Hausdorff:
+    """Both percentiles when ranks they read lie among the points the walk left open.
+
+    Every resolved distance is below every open one, so a rank beyond the resolved values is a
+    rank among the open points. The distance to a fixed set is 1-Lipschitz, so the exact distances
+    of a sample of open points bound all of them (`_lipschitz_bounds`); the value at rank k lies
+    between the k-th smallest lower and the k-th smallest upper bound, and only the points whose
+    bounds reach into that bracket need exact k-d tree queries: the value is the (k - #wholly
+    below)-th smallest of them.
+    """
+    bounds = [_lipschitz_bounds(x, t) for x, t in zip(open_pts, trees)]
+    # the three sets whose percentiles are read: pred -> gt, gt -> pred, both pooled
+    sets = [(resolved[0], bounds[0][0], bounds[0][1], n[0]),
+            (resolved[1], bounds[1][0], bounds[1][1], n[1]),
+            (np.concatenate(resolved), np.concatenate([bounds[0][0], bounds[1][0]]),
+             np.concatenate([bounds[0][1], bounds[1][1]]), n[0] + n[1])]
+    brackets = []  # (set, rank among open points, lower end, upper end)
+    wanted = [np.zeros(len(x), bool) for x in open_pts]
+    for i, (res, lower, upper, total) in enumerate(sets):
+        for k in sorted(set(_rank_pair(total, q)[:2])):
+            k_open = k - res.size
+            if k_open < 0:
+                continue
+            lo_k, hi_k = np.partition(lower, k_open)[k_open], np.partition(upper, k_open)[k_open]
+            brackets.append((i, k_open, lo_k, hi_k))
+            amb = (upper >= lo_k) & (lower <= hi_k)
+            if i < 2:
+                wanted[i] |= amb
+            else:
+                wanted[0] |= amb[: len(open_pts[0])]
+                wanted[1] |= amb[len(open_pts[0]):]
+    # a point beyond every bracket it is wanted for only has to be known to lie beyond: a bounded
+    # search (inf past the bound) prunes the tree
+    reach = [max((hi for i, _, _, hi in brackets if i in (d, 2)), default=0.0) for d in (0, 1)]
+    exact = []
+    for x, t, w, r in zip(open_pts, trees, wanted, reach):
+        e = np.full(len(x), np.nan)
+        if w.any():
+            e[w] = t.query(x[w], k=1, distance_upper_bound=r * (1 + 1e-9) + 1e-9)[0]
+        exact.append(e)
+    exact.append(np.concatenate(exact))
+    open_value = {}
+    for i, k_open, lo_k, hi_k in brackets:
+        lower, upper = sets[i][1], sets[i][2]
+        below = int(np.count_nonzero(upper < lo_k))
+        values = exact[i][(upper >= lo_k) & (lower <= hi_k)]
+        open_value[i, k_open] = float(np.partition(values, k_open - below)[k_open - below])
+
+    def percentile(i: int) -> float:
+        res, total = sets[i][0], sets[i][3]
+        r0, r1, t = _rank_pair(total, q)
+        inside = [k for k in (r0, r1) if k < res.size]
+        part = np.partition(res, inside) if inside else res
+        a, b = (float(part[k]) if k < res.size else open_value[i, k - res.size] for k in (r0, r1))
+        return _lerp(a, b, t)
+
+    return Hausdorff(max(percentile(0), percentile(1)), percentile(2))
+
+
+def _lipschitz_bounds(points: np.ndarray, tree: cKDTree) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of each point's distance to the tree's points: exact for a few
+    points, else from the exact distances of a sample (`_sampled_bounds`)."""
+    if len(points) < _SAMPLE_ABOVE:
+        d = tree.query(points, k=1)[0]
+        return d, d
+    return _sampled_bounds(points, tree)
+
+
+def _sampled_bounds(points: np.ndarray, tree: cKDTree) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds from the exact distances of every `_SAMPLE_EVERY`-th point: the distance to a fixed
+    set is 1-Lipschitz, |d(x) - d(s)| <= |x - s| for the point's nearest sample s. Widened by a
+    few ulps, so that rounding can only make a point ambiguous, never misplace it."""
+    sample = points[::_SAMPLE_EVERY]
+    d_sample = tree.query(sample, k=1)[0]
+    gap, nearest = _tree(sample).query(points, k=1)
+    centre = d_sample[nearest]
+    return np.maximum((centre - gap) * (1 - 1e-12) - 1e-12, 0.0), (centre + gap) * (1 + 1e-12) + 1e-12
 
 
 @functools.lru_cache(maxsize=32)
@@ -678,7 +764,11 @@ def _percentile_of_smallest(smallest: np.ndarray, n: int, q: float) -> float:
     """NumPy's linear percentile of n values of which `smallest` holds at least the ranks it reads."""
     r0, r1, t = _rank_pair(n, q)
     part = np.partition(smallest, (r0, r1)) if smallest.size > r1 + 1 else np.sort(smallest)
-    a, b = float(part[r0]), float(part[r1])
+    return _lerp(float(part[r0]), float(part[r1]), t)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """NumPy's linear interpolation between two order statistics (its exact arithmetic)."""
     diff = b - a
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
