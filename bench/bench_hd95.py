@@ -14,7 +14,7 @@ Three parts (`--only` picks some; names below):
   under both conventions, CSVs written) beside MONAI's per-class loop on the same files (read,
   then per class `compute_hausdorff_distance` and `compute_dice`);
 * `organ_offset`, a stress case beyond the suite: a prediction 16-20 mm off (a failed model),
-  where most distances lie beyond the walk and the k-d tree answers (the slow path).
+  where most distances lie beyond the walk and k-d tree queries finish the job (the slow path).
 
 Ours and MONAI alternate within each repeat, so machine load hits both alike; a repeat calls
 each one until 0.2 s have passed (short calls are batched) and records wall and CPU time per

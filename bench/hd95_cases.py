@@ -15,7 +15,7 @@ inside the structures' own boxes, so a case of 40 M voxels takes about a second 
                      branch tips, changes radii and adds a few spurious segments.
 * ``distant_fp``     three small ellipsoids and a distant false positive (the former benchmark).
 * ``organ_offset``   a stress case beyond the suite: the smooth organ predicted 16-20 mm off (a
-                     failed model), so most distances lie beyond the walk and a k-d tree answers.
+                     failed model), so most distances lie beyond the walk (the k-d tree path).
 * ``abdomen7``       a label map with 7 classes (artery, portal vein, liver, spleen, stomach,
                      gallbladder, pancreas) at TotalSegmentator's 1.5 mm.
 """

@@ -30,7 +30,10 @@ every class (a voxel whose face neighbour holds another value); then, per class,
 surface voxel walks outwards over shells of offsets sorted by length until it meets a
 surface voxel of the other mask, and the walk stops as soon as the ranks that the
 percentiles read are known -- the points far beyond the 95th percentile are never
-resolved. Points still open after the walk get exact distances from a k-d tree.
+resolved. If the percentiles lie beyond the walk (a prediction far from the truth), a sample
+of the open points gets exact distances from a k-d tree; being 1-Lipschitz, the distance
+field bounds every other open point from its nearest sample, and only the points whose
+bounds reach the percentile ranks are queried exactly.
 `bench/bench_hd95.py` times it beside MONAI.
 """
 
@@ -443,7 +446,7 @@ def _slots(values: np.ndarray, classes: list[int]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- banded nearest-surface search
 
-MAX_OFFSETS = 1500  # offsets tried per point before the k-d tree takes over (~ a ball of 7 voxels radius)
+MAX_OFFSETS = 1500  # offsets tried per point by the ball walk (~ a ball of 7 voxels radius)
 MAX_ROWS = 400  # rows (offsets over all axes but the last) tried per point by the row walk
 _MAX_LINE = 15  # voxels along the last axis the row walk looks (its 1-D map takes 4 doubling steps)
 _ROW_WALK_VOXELS = 48  # the row walk when its volume is under this many voxels per surface point
@@ -507,8 +510,8 @@ def _class_percentiles(p: np.ndarray, g: np.ndarray, sp: np.ndarray, q: float) -
     walk together (one array: pred's points search gt's surface in the first half of the
     volume, gt's points pred's surface in the second), so after each shell every distance up
     to the shell's length is known in both; the walk stops once the ranks the three percentiles
-    read are all known, and points still open after the last shell get exact distances from a
-    k-d tree.
+    read are all known. If they lie beyond its last shell (or it finds under half of them a
+    quarter of the way in), `_beyond_walk` finishes with k-d trees.
     """
     n = (p.shape[1], g.shape[1])
     need = (_rank_pair(n[0], q)[1] + 1, _rank_pair(n[1], q)[1] + 1, _rank_pair(n[0] + n[1], q)[1] + 1)
