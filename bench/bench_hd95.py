@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_hd95.py [--repeats N] [--only NAME ...] [--quick]
 
-About 7 minutes on 2 cores; `--quick` (one repeat, a smaller abdomen case) about 1.
+About 8 minutes on 2 cores; `--quick` (one repeat, a smaller abdomen case) about 1.
 
 Three parts (`--only` picks some; names below):
 
