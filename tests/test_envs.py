@@ -40,7 +40,7 @@ FAMILIES = {  # rule family -> its rules (their `conda:` directive names the fam
 DRIVER_ONLY = {"numpy", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
 # In the lock for the tests only (pyproject's extra `test`): pytest, hypothesis, snakefmt and their trees.
 TEST_TOOLS = {"pytest", "hypothesis", "snakefmt", "black", "click", "mypy-extensions", "pathspec", "pytokens",
-              "shfmt-py", "iniconfig", "pluggy", "pygments", "sortedcontainers", "playwright", "greenlet"}
+              "shfmt-py", "iniconfig", "pluggy", "pygments", "sortedcontainers", "playwright", "greenlet", "medpy"}
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
 
 

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from dicebench.cli import main
 from dicebench.evaluation.evaluate import CASE_COLUMNS, SUMMARY_COLUMNS, evaluate_case, summarise
-from dicebench.evaluation.metrics import hd95, scan_diagonal
+from dicebench.evaluation.metrics import hd95, hd95_pooled, scan_diagonal
 
 LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
 SPACING_XYZ = (0.8, 1.3, 4.0)  # SimpleITK order; the arrays are (z, y, x)
@@ -58,9 +58,10 @@ def cell(tmp_path):
     return tmp_path, gt_dir, pred_dir, ds, arrays
 
 
-def run_cli(tmp_path, gt_dir, pred_dir, ds) -> int:
+def run_cli(tmp_path, gt_dir, pred_dir, ds, *extra, out="out") -> int:
     return main(["evaluate", "--pred-dir", str(pred_dir), "--gt-dir", str(gt_dir), "--dataset-json", str(ds),
-                 "--cases-out", str(tmp_path / "out" / "per_case.csv"), "--out", str(tmp_path / "out" / "metrics.csv")])
+                 "--cases-out", str(tmp_path / out / "per_case.csv"), "--out", str(tmp_path / out / "metrics.csv"),
+                 *extra])
 
 
 def test_evaluate_case_rows():
@@ -75,10 +76,13 @@ def test_evaluate_case_rows():
         assert r["case"] == "c"
         assert r["gt_voxels"] == g.sum() and r["pred_voxels"] == p.sum()
         assert r["dsc"] == pytest.approx(2 * (p & g).sum() / (p.sum() + g.sum()))
+        assert r["diagonal_mm"] == pytest.approx(scan_diagonal(gt.shape, sp))
         if k == 0:
-            assert math.isnan(r["hd95"])
+            assert math.isnan(r["hd95"]) and math.isnan(r["hd95_pooled"])
         else:
             assert r["hd95"] == pytest.approx(hd95(p, g, sp), rel=1e-12) and r["hd95"] > 0
+            assert r["hd95_pooled"] == pytest.approx(hd95_pooled(p, g, sp), rel=1e-12) and r["hd95_pooled"] > 0
+    assert set(rows[0]) == set(CASE_COLUMNS)
     assert "case" not in evaluate_case(pred, gt, sp, [0, 1])[0]
 
 
@@ -90,9 +94,10 @@ def test_evaluate_case_empty_classes():
     sp = (2.0, 1.0, 0.5)
     rows = {r["class_index"]: r for r in evaluate_case(pred, gt, sp, LABELS)}
     diag = scan_diagonal(gt.shape, sp)
-    assert rows[1]["dsc"] == 0.0 and rows[1]["hd95"] == pytest.approx(diag)
-    assert rows[2]["dsc"] == 0.0 and rows[2]["hd95"] == pytest.approx(diag)
-    assert rows[3]["dsc"] == 1.0 and rows[3]["hd95"] == 0.0
+    assert rows[1]["dsc"] == 0.0 and rows[1]["hd95"] == rows[1]["hd95_pooled"] == pytest.approx(diag)
+    assert rows[2]["dsc"] == 0.0 and rows[2]["hd95"] == rows[2]["hd95_pooled"] == pytest.approx(diag)
+    assert rows[3]["dsc"] == 1.0 and rows[3]["hd95"] == rows[3]["hd95_pooled"] == 0.0
+    assert all(r["diagonal_mm"] == pytest.approx(diag) for r in rows.values())
 
 
 def test_summarise_hand_computed():
@@ -139,11 +144,37 @@ def test_cli_writes_both_csvs(cell):
         for k in (1, 2, 3):
             row = per_case[(per_case["case"] == case) & (per_case["class_index"] == k)].iloc[0]
             assert row["hd95"] == pytest.approx(hd95(pred == k, gt == k, sp_zyx), rel=1e-6)  # NIfTI stores spacing as float32
+            assert row["hd95_pooled"] == pytest.approx(hd95_pooled(pred == k, gt == k, sp_zyx), rel=1e-6)
+            assert row["diagonal_mm"] == pytest.approx(scan_diagonal((6, 14, 16), sp_zyx), rel=1e-6)
             assert row["gt_voxels"] == (gt == k).sum() and row["pred_voxels"] == (pred == k).sum()
     lv_b = per_case[(per_case["case"] == "case_b") & (per_case["class"] == "LV")].iloc[0]
     assert lv_b["dsc"] == 0.0 and lv_b["hd95"] == pytest.approx(scan_diagonal((6, 14, 16), sp_zyx))
     pd.testing.assert_frame_equal(metrics, summarise(per_case), check_dtype=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "per_case.csv"]  # no temp left
+
+
+def test_two_threads_give_the_same_csvs(cell):
+    tmp_path, gt_dir, pred_dir, ds, arrays = cell
+    for i in range(2, 5):  # more cases than threads
+        pred, gt = label_maps(10 + i)
+        write(gt, gt_dir / f"case_{i}.nii.gz")
+        write(pred, pred_dir / f"case_{i}.nii.gz")
+    assert run_cli(tmp_path, gt_dir, pred_dir, ds, "--threads", "1", out="one") == 0
+    assert run_cli(tmp_path, gt_dir, pred_dir, ds, "--threads", "2", out="two") == 0
+    for name in ("per_case.csv", "metrics.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert pd.read_csv(tmp_path / "two" / "per_case.csv")["case"].unique().tolist() == [
+        "case_2", "case_3", "case_4", "case_a", "case_b"]
+
+
+def test_error_in_a_threaded_run_is_one_line(cell, capsys):
+    tmp_path, gt_dir, pred_dir, ds, arrays = cell
+    pred, _ = arrays["case_b"]
+    write(pred, pred_dir / "case_b.nii.gz", spacing=(0.8, 1.3, 5.0))
+    assert run_cli(tmp_path, gt_dir, pred_dir, ds, "--threads", "2") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "geometry" in err and str(pred_dir / "case_b.nii.gz") in err
+    assert not (tmp_path / "out" / "metrics.csv").exists()
 
 
 def test_spacing_is_read_from_the_image_in_array_order(cell):
@@ -226,3 +257,10 @@ def test_float_label_maps_with_integer_values_are_accepted(cell):
     pred, _ = arrays["case_a"]
     write(pred.astype(np.float32), pred_dir / "case_a.nii.gz")
     assert run_cli(tmp_path, gt_dir, pred_dir, ds) == 0
+
+
+def test_threads_must_be_positive(cell, capsys):
+    tmp_path, gt_dir, pred_dir, ds, _ = cell
+    with pytest.raises(SystemExit) as exc:
+        run_cli(tmp_path, gt_dir, pred_dir, ds, "--threads", "0")
+    assert exc.value.code == 2 and "--threads: must be an integer >= 1" in capsys.readouterr().err

@@ -12,12 +12,16 @@ import torch
 from scipy import ndimage
 from scipy.spatial.distance import cdist
 
+from dicebench.evaluation import metrics
 from dicebench.evaluation.metrics import (
+    Hausdorff,
     bounding_box,
     dice,
+    hausdorff_labels,
     hausdorff_percentile,
     hd95,
     hd95_labels,
+    hd95_pooled,
     overlap_counts,
     scan_diagonal,
     surface_distances,
@@ -219,6 +223,248 @@ def test_hd95_labels_equals_hd95_per_class(seed):
         assert got[k] == pytest.approx(hd95(pred == k, gt == k, sp), rel=1e-12)
     assert got[2] == got[3] == pytest.approx(scan_diagonal(shape, sp))
     assert got[4] == 0.0
+
+
+# ---------------------------------------------------------------- all classes in one pass, every code path
+
+# hausdorff_labels chooses, per map and per class, between code paths that must all give the
+# brute-force value: surfaces swept densely or voxel by voxel; the row walk or the ball walk;
+# early stop or the k-d tree past the walk (all open points, or those a sample's bounds leave
+# ambiguous). Each configuration forces one combination.
+PATHS = {
+    "default": {},
+    "dense-surface+row-walk": {"_SPARSE_ROWS": 10**9, "_ROW_WALK_VOXELS": 10**9},
+    "sparse-surface+ball-walk": {"_SPARSE_ROWS": 0, "_ROW_WALK_VOXELS": 0},
+    "tiny-row-walk+kdtree": {"_ROW_WALK_VOXELS": 10**9, "MAX_ROWS": 3, "_MAX_LINE": 1},
+    "tiny-ball-walk+kdtree": {"_ROW_WALK_VOXELS": 0, "MAX_OFFSETS": 7},
+    "tiny-walk+sampled-bounds": {"MAX_ROWS": 3, "_MAX_LINE": 1, "MAX_OFFSETS": 7, "_SAMPLE_EVERY": 3,
+                                 "_SAMPLE_ABOVE": 0},
+}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    for name, value in PATHS[request.param].items():
+        monkeypatch.setattr(metrics, name, value)
+    return request.param
+
+
+def label_map(rng, shape, n_classes, density=0.01, grow=2, touch_border=True) -> np.ndarray:
+    """Classes painted over each other, so that they touch; often reaching the scan border."""
+    out = np.zeros(shape, np.uint8)
+    for k in range(1, n_classes + 1):
+        out[random_blobs(rng, shape, density, grow)] = k
+    if touch_border:
+        face = [slice(None)] * len(shape)
+        face[int(rng.integers(len(shape)))] = 0 if rng.random() < 0.5 else -1
+        out[tuple(face)] = np.where(rng.random(out[tuple(face)].shape) < 0.3, n_classes, out[tuple(face)])
+    return out
+
+
+def brute_pair(pred, gt, spacing, q=95.0) -> Hausdorff:
+    if not pred.any() and not gt.any():
+        return Hausdorff(0.0, 0.0)
+    if not pred.any() or not gt.any():
+        d = scan_diagonal(pred.shape, spacing)
+        return Hausdorff(d, d)
+    a, b = brute_directed(pred, gt, spacing), brute_directed(gt, pred, spacing)
+    return Hausdorff(max(np.percentile(a, q), np.percentile(b, q)), float(np.percentile(np.concatenate([a, b]), q)))
+
+
+def assert_equal_hd(got: Hausdorff, ref: Hausdorff):
+    assert got.directed == pytest.approx(ref.directed, rel=1e-12, abs=1e-9)
+    assert got.pooled == pytest.approx(ref.pooled, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_all_classes_equal_brute_force_3d(path, seed):
+    rng = np.random.default_rng(500 + seed)
+    shape = tuple(int(n) for n in rng.integers(6, 18, 3))
+    gt, pred = label_map(rng, shape, 3), label_map(rng, shape, 3)
+    pred[pred == 3] = 0 if seed % 4 == 0 else 3  # sometimes a class is missed
+    spacing = tuple(rng.uniform(0.3, 4.0, 3))
+    got = hausdorff_labels(pred, gt, spacing, [1, 2, 3, 4])
+    for k in (1, 2, 3, 4):
+        assert_equal_hd(got[k], brute_pair(pred == k, gt == k, spacing))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_all_classes_equal_brute_force_2d(path, seed):
+    rng = np.random.default_rng(600 + seed)
+    shape = tuple(int(n) for n in rng.integers(8, 40, 2))
+    gt, pred = label_map(rng, shape, 2, 0.02, 3), label_map(rng, shape, 2, 0.02, 3)
+    spacing = tuple(rng.uniform(0.2, 3.0, 2))
+    got = hausdorff_labels(pred, gt, spacing, [1, 2])
+    for k in (1, 2):
+        assert_equal_hd(got[k], brute_pair(pred == k, gt == k, spacing))
+
+
+@pytest.mark.parametrize("q", [0.0, 37.5, 50.0, 95.0, 99.0, 100.0])
+def test_any_percentile_equals_brute_force(path, q):
+    rng = np.random.default_rng(int(q * 10))
+    pred, gt = random_blobs(rng, (9, 13, 11), 0.02, 2), random_blobs(rng, (9, 13, 11), 0.02, 2)
+    sp = (2.5, 0.7, 1.1)
+    got = hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1], percentile=q)[1]
+    assert_equal_hd(got, brute_pair(pred, gt, sp, q))
+
+
+def test_far_false_positive_beyond_the_walk(path):
+    """More than 5 % of the prediction's surface lies far away: its distances come from the k-d tree."""
+    gt = np.zeros((12, 30, 90), bool)
+    gt[3:9, 5:20, 5:20] = True
+    pred = gt.copy()
+    pred[2:10, 5:20, 4:21] = True  # grown by one voxel in z and x
+    pred[4:7, 10:14, 80:88] = True  # a false positive 60 voxels away
+    sp = (3.0, 0.8, 0.8)
+    assert_equal_hd(hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1])[1], brute_pair(pred, gt, sp))
+
+
+def test_objects_filling_the_scan_and_its_border(path):
+    rng = np.random.default_rng(21)
+    gt = np.ones((5, 7, 9), np.uint8)  # fills the scan: every border voxel is surface
+    gt[2, 3, 4] = 0
+    pred = np.where(rng.random(gt.shape) < 0.1, 0, 1).astype(np.uint8)
+    sp = (2.0, 1.0, 0.6)
+    assert_equal_hd(hausdorff_labels(pred, gt, sp, [1])[1], brute_pair(pred == 1, gt == 1, sp))
+
+
+def test_each_configuration_takes_its_path(path, monkeypatch):
+    """The configurations above really exercise the code paths they are named after."""
+    calls = {"sparse": 0, "dense": 0, "rows": 0, "ball": 0, "kdtree": 0, "bounds": 0}
+    for name, key in (("_surface_sparse", "sparse"), ("_surface_dense", "dense"), ("_row_minima", "rows"),
+                      ("_first_distance", "ball"), ("cKDTree", "kdtree"), ("_sampled_bounds", "bounds")):
+        real = getattr(metrics, name)
+
+        def spy(*a, _real=real, _key=key, **kw):
+            calls[_key] += 1
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(metrics, name, spy)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        gt, pred = label_map(rng, (10, 24, 24), 2, 0.004, 2), label_map(rng, (10, 24, 24), 2, 0.004, 2)
+        hausdorff_labels(pred, gt, (2.0, 0.8, 0.8), [1, 2])
+    expected = {
+        "dense-surface+row-walk": {"dense", "rows"},
+        "sparse-surface+ball-walk": {"sparse", "ball"},
+        "tiny-row-walk+kdtree": {"rows", "kdtree"},
+        "tiny-ball-walk+kdtree": {"ball", "kdtree"},
+        "tiny-walk+sampled-bounds": {"kdtree", "bounds"},
+    }.get(path, set())
+    assert all(calls[k] > 0 for k in expected), calls
+    if path == "dense-surface+row-walk":
+        assert calls["sparse"] == calls["ball"] == 0
+    if path == "sparse-surface+ball-walk":
+        assert calls["dense"] == calls["rows"] == 0
+
+
+def noisy_ellipsoid(shape, spacing, centre, radii_mm, rough_mm, rng) -> np.ndarray:
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    f = np.sqrt(sum(((g - c) * s / r) ** 2 for g, c, s, r in zip(grids, centre, spacing, radii_mm)))
+    f = (f - 1.0) * float(np.mean(radii_mm))
+    if rough_mm:
+        noise = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0)
+        f = f + noise * rough_mm / noise.std()
+    return f <= 0
+
+
+@pytest.mark.parametrize("rough_mm", [0.0, 2.0])
+def test_organ_sized_masks_equal_the_exact_reference(rough_mm):
+    """Default settings on an organ-sized pair (the walks go many shells deep), against every
+    surface distance from a k-d tree and NumPy's percentile."""
+    rng = np.random.default_rng(7)
+    shape, sp = (40, 120, 110), (2.0, 0.7, 0.7)
+    gt = noisy_ellipsoid(shape, sp, (20, 60, 55), (30.0, 35.0, 30.0), rough_mm, rng)
+    pred = noisy_ellipsoid(shape, sp, (21, 57, 57), (31.0, 33.0, 31.0), rough_mm, rng)
+    d_pg, d_gp = surface_distances(pred, gt, sp)
+    got = hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1])[1]
+    assert got.directed == pytest.approx(hausdorff_percentile(d_pg, d_gp), rel=1e-12)
+    assert got.pooled == pytest.approx(float(np.percentile(np.concatenate([d_pg, d_gp]), 95)), rel=1e-12)
+
+
+def test_badly_placed_prediction_leaves_the_walk_early_and_stays_exact(monkeypatch):
+    """A prediction 20+ mm off: the walk gives up after a quarter of its rows, the k-d tree answers."""
+    rng = np.random.default_rng(8)
+    shape, sp = (40, 120, 110), (2.0, 0.7, 0.7)
+    gt = noisy_ellipsoid(shape, sp, (20, 50, 45), (25.0, 25.0, 22.0), 0.0, rng)
+    pred = noisy_ellipsoid(shape, sp, (22, 80, 70), (24.0, 22.0, 22.0), 0.0, rng)
+    calls = []
+    real = metrics._row_minima
+    monkeypatch.setattr(metrics, "_row_minima", lambda *a: calls.append(1) or real(*a))
+    got = hausdorff_labels(pred.view(np.uint8), gt.view(np.uint8), sp, [1])[1]
+    d_pg, d_gp = surface_distances(pred, gt, sp)
+    assert got.directed == pytest.approx(hausdorff_percentile(d_pg, d_gp), rel=1e-12)
+    assert got.pooled == pytest.approx(float(np.percentile(np.concatenate([d_pg, d_gp]), 95)), rel=1e-12)
+    assert got.directed > 15.0
+    shells = metrics._row_walk(sp, metrics.MAX_ROWS, metrics._MAX_LINE)[2]
+    assert 0 < len(calls) < len(shells)
+
+
+def test_hd95_pooled_equals_medpy():
+    medpy = pytest.importorskip("medpy.metric.binary")
+    rng = np.random.default_rng(31)
+    for _ in range(6):
+        shape = tuple(int(n) for n in rng.integers(6, 20, 3))
+        pred, gt = random_blobs(rng, shape, 0.01, 2), random_blobs(rng, shape, 0.01, 2)
+        sp = tuple(rng.uniform(0.4, 3.0, 3))
+        assert hd95_pooled(pred, gt, sp) == pytest.approx(medpy.hd95(pred, gt, voxelspacing=sp), rel=1e-12)
+    # where the conventions differ (a distant false positive), pooled is MedPy's, directed is not
+    gt = np.zeros((40, 40), bool)
+    gt[5:35, 5:35] = True
+    pred = gt.copy()
+    pred[36:40, 36:40] = True
+    ref = medpy.hd95(pred, gt, voxelspacing=(1.0, 1.0))
+    assert hd95_pooled(pred, gt, (1.0, 1.0)) == pytest.approx(ref, rel=1e-12)
+    assert hd95(pred, gt, (1.0, 1.0)) != pytest.approx(ref, rel=1e-3)
+
+
+def test_hd95_pooled_empty_conventions():
+    shape, sp = (4, 10, 12), (5.0, 0.8, 0.9)
+    obj = np.zeros(shape, bool)
+    obj[1:3, 2:5, 3:7] = True
+    none = np.zeros(shape, bool)
+    assert hd95_pooled(none, obj, sp) == hd95_pooled(obj, none, sp) == pytest.approx(scan_diagonal(shape, sp))
+    assert hd95_pooled(none, none, sp) == 0.0
+
+
+def test_label_values_dtypes_and_layouts():
+    """Unlisted and negative values belong to no class; large labels, mixed dtypes and
+    non-contiguous views give the values of the plain masks."""
+    rng = np.random.default_rng(41)
+    shape = (7, 12, 10)
+    gt = label_map(rng, shape, 3).astype(np.int64)
+    pred = label_map(rng, shape, 3).astype(np.int64)
+    gt[gt == 2] = 1000  # a large label
+    pred[pred == 2] = 1000
+    pred[rng.random(shape) < 0.05] = -3  # negative: background
+    gt[rng.random(shape) < 0.05] = 7  # unlisted: no class, but not class 1 either
+    sp = (1.7, 0.9, 0.6)
+    ref = {k: brute_pair(pred == k, gt == k, sp) for k in (1, 3, 1000)}
+    for p_, g_ in ((pred, gt), (pred.astype(np.int16), gt.astype(np.uint16) if gt.min() >= 0 else gt)):
+        got = hausdorff_labels(p_, g_, sp, [1000, 3, 1])
+        assert list(got) == [1000, 3, 1]
+        for k in (1, 3, 1000):
+            assert_equal_hd(got[k], ref[k])
+    order = (2, 0, 1)
+    t_pred, t_gt = pred.transpose(order), gt.transpose(order)  # views, not C-contiguous
+    assert not t_pred.flags.c_contiguous
+    got = hausdorff_labels(t_pred, t_gt, [sp[i] for i in order], [1, 3, 1000])
+    for k in (1, 3, 1000):
+        assert_equal_hd(got[k], ref[k])
+
+
+def test_one_dimensional_and_bad_arguments():
+    a = np.array([0, 1, 1, 0, 0, 0, 0, 1, 0], bool)
+    b = np.array([0, 0, 1, 1, 1, 0, 0, 0, 0], bool)
+    assert_equal_hd(hausdorff_labels(a.view(np.uint8), b.view(np.uint8), [0.5], [1])[1], brute_pair(a, b, [0.5]))
+    lm = a.view(np.uint8)
+    with pytest.raises(ValueError, match="object classes"):
+        hausdorff_labels(lm, lm, [1.0], [0, 1])
+    with pytest.raises(ValueError, match="percentile"):
+        hausdorff_labels(lm, lm, [1.0], [1], percentile=101)
+    with pytest.raises(ValueError, match="integer"):
+        hausdorff_labels(lm.astype(float), lm, [1.0], [1])
+    assert hausdorff_labels(lm, lm, [1.0], []) == {}
 
 
 # ---------------------------------------------------------------- DSC

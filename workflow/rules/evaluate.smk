@@ -26,4 +26,5 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{grid.CELL_PATTERN}.tsv"
     shell:
         "dicebench evaluate --pred-dir {input.pred} --gt-dir {input.raw}/labelsTs "
-        "--dataset-json {input.raw}/dataset.json --cases-out {output.cases} --out {output.metrics} > {log} 2>&1"
+        "--dataset-json {input.raw}/dataset.json --cases-out {output.cases} --out {output.metrics} "
+        "--threads {threads} > {log} 2>&1"

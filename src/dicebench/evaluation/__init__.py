@@ -4,6 +4,14 @@
 `dicebench evaluate` command and the reusable `evaluate_case` / `summarise`.
 """
 
-from dicebench.evaluation.metrics import dice, hd95, hd95_labels, scan_diagonal, surface_distances
+from dicebench.evaluation.metrics import (
+    dice,
+    hausdorff_labels,
+    hd95,
+    hd95_labels,
+    hd95_pooled,
+    scan_diagonal,
+    surface_distances,
+)
 
-__all__ = ["dice", "hd95", "hd95_labels", "scan_diagonal", "surface_distances"]
+__all__ = ["dice", "hausdorff_labels", "hd95", "hd95_labels", "hd95_pooled", "scan_diagonal", "surface_distances"]

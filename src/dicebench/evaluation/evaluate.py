@@ -1,10 +1,13 @@
 """`dicebench evaluate`: DSC and HD95 per case and class, and the cell's summary.
 
     dicebench evaluate --pred-dir DIR --gt-dir DIR --dataset-json FILE \
-        --cases-out per_case.csv --out metrics.csv
+        --cases-out per_case.csv --out metrics.csv [--threads N]
 
 Metric conventions (surfaces, HD95 = max of the directed 95th percentiles, empty masks)
-are those of `dicebench.evaluation.metrics`. Summary conventions, used by every table:
+are those of `dicebench.evaluation.metrics`. per_case.csv also carries `hd95_pooled`
+(MedPy's convention: one percentile over both directions pooled, same empty-mask rules) and
+`diagonal_mm` (the scan diagonal that a missed or spurious class scores), so that tables can
+be recomputed under other conventions from the CSV alone. Summary conventions, used by every table:
 
 * per class: mean and sample standard deviation (ddof = 1) over the test cases;
 * ``class = all`` (class_index -1): for each case, the mean over the *object* classes
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +29,11 @@ import pandas as pd
 import SimpleITK as sitk
 
 from dicebench.errors import DicebenchError
-from dicebench.evaluation.metrics import hd95_labels, overlap_counts
+from dicebench.evaluation.metrics import hausdorff_labels, overlap_counts, scan_diagonal
 from dicebench.io import atomic_path, read_image, same_geometry
 
-CASE_COLUMNS = ["case", "class_index", "class", "dsc", "hd95", "gt_voxels", "pred_voxels"]
+CASE_COLUMNS = ["case", "class_index", "class", "dsc", "hd95", "gt_voxels", "pred_voxels", "hd95_pooled",
+                "diagonal_mm"]
 SUMMARY_COLUMNS = ["class_index", "class", "n_cases", "dsc_mean", "dsc_std", "hd95_mean", "hd95_std"]
 SUFFIX = ".nii.gz"
 
@@ -47,18 +52,21 @@ def evaluate_case(
     *,
     case: str | None = None,
 ) -> list[dict]:
-    """One row per class (background included) with dsc, hd95 (mm), gt_voxels, pred_voxels.
+    """One row per class (background included) with dsc, hd95 (mm), gt_voxels, pred_voxels,
+    hd95_pooled (mm) and diagonal_mm.
 
     `pred`, `gt`: integer label maps of one shape; `spacing` in the arrays' axis order (mm);
     `labels`: dataset.json's name -> index mapping (or plain indices). With `case`, each row
-    also carries it.
+    also carries it. HD95 of every object class comes from one pass (`hausdorff_labels`).
     """
     if pred.shape != gt.shape:
         raise ValueError(f"pred and gt shapes differ: {pred.shape} vs {gt.shape}")
     names = _label_names(labels)
     idx = list(names)
     inter, n_pred, n_gt = overlap_counts(pred, gt, idx)
-    hd = hd95_labels(pred, gt, spacing, [k for k in idx if k > 0])
+    hd = hausdorff_labels(pred, gt, spacing, [k for k in idx if k > 0])
+    diagonal = scan_diagonal(pred.shape, spacing)
+    nan = float("nan")
     rows = []
     for i, k in enumerate(idx):
         denom = int(n_pred[i] + n_gt[i])
@@ -66,9 +74,11 @@ def evaluate_case(
             "class_index": k,
             "class": names[k],
             "dsc": 1.0 if denom == 0 else 2.0 * float(inter[i]) / denom,
-            "hd95": hd.get(k, float("nan")),
+            "hd95": hd[k].directed if k in hd else nan,
             "gt_voxels": int(n_gt[i]),
             "pred_voxels": int(n_pred[i]),
+            "hd95_pooled": hd[k].pooled if k in hd else nan,
+            "diagonal_mm": diagonal,
         }
         rows.append({"case": case, **row} if case is not None else row)
     return rows
@@ -157,8 +167,12 @@ def _geometry(image: sitk.Image) -> str:
             f"origin {tuple(round(o, 4) for o in image.GetOrigin())}")
 
 
-def evaluate_dirs(pred_dir: Path, gt_dir: Path, dataset_json: Path) -> pd.DataFrame:
-    """Per-case rows for every ground-truth case; a missing or misaligned prediction is an error."""
+def evaluate_dirs(pred_dir: Path, gt_dir: Path, dataset_json: Path, threads: int = 1) -> pd.DataFrame:
+    """Per-case rows for every ground-truth case; a missing or misaligned prediction is an error.
+
+    With `threads` > 1, cases are read and evaluated that many at a time (reading and the metrics
+    release the GIL); rows come back in case order, identical to one thread's.
+    """
     labels = read_labels(dataset_json)
     allowed = set(labels.values())
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
@@ -173,21 +187,30 @@ def evaluate_dirs(pred_dir: Path, gt_dir: Path, dataset_json: Path) -> pd.DataFr
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DicebenchError(f"{missing[0]}: prediction missing for ground truth {gt_dir / missing[0].name}{more}")
-    rows: list[dict] = []
-    for g in gts:
-        case = g.name[: -len(SUFFIX)]
-        p = pred_dir / g.name
-        gt_img, pred_img = read_image(g), read_image(p)
-        if not same_geometry(pred_img, gt_img):
-            raise DicebenchError(
-                f"{p}: geometry differs from ground truth {g} ({_geometry(pred_img)} vs {_geometry(gt_img)}, "
-                "or direction)"
-            )
-        gt = _label_array(gt_img, g, allowed)
-        pred = _label_array(pred_img, p, allowed)
-        spacing = tuple(reversed(gt_img.GetSpacing()))  # array axes are (z, y, x)
-        rows.extend(evaluate_case(pred, gt, spacing, labels, case=case))
-    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+
+    def one(g: Path) -> list[dict]:
+        return _evaluate_file_pair(pred_dir / g.name, g, labels, allowed)
+
+    if threads > 1 and len(gts) > 1:
+        with ThreadPoolExecutor(max_workers=min(threads, len(gts))) as pool:
+            per_case = list(pool.map(one, gts))  # in order; the first error is raised
+    else:
+        per_case = [one(g) for g in gts]
+    return pd.DataFrame([row for rows in per_case for row in rows], columns=CASE_COLUMNS)
+
+
+def _evaluate_file_pair(p: Path, g: Path, labels: dict[str, int], allowed: set[int]) -> list[dict]:
+    case = g.name[: -len(SUFFIX)]
+    gt_img, pred_img = read_image(g), read_image(p)
+    if not same_geometry(pred_img, gt_img):
+        raise DicebenchError(
+            f"{p}: geometry differs from ground truth {g} ({_geometry(pred_img)} vs {_geometry(gt_img)}, "
+            "or direction)"
+        )
+    gt = _label_array(gt_img, g, allowed)
+    pred = _label_array(pred_img, p, allowed)
+    spacing = tuple(reversed(gt_img.GetSpacing()))  # array axes are (z, y, x)
+    return evaluate_case(pred, gt, spacing, labels, case=case)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -201,10 +224,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-json", required=True, type=Path, help="dataset.json with 'labels'")
     parser.add_argument("--cases-out", required=True, type=Path, help="per-case, per-class CSV")
     parser.add_argument("--out", required=True, type=Path, help="summary metrics.csv")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="cases evaluated at a time (results do not depend on it; default 1)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    per_case = evaluate_dirs(args.pred_dir, args.gt_dir, args.dataset_json)
+    per_case = evaluate_dirs(args.pred_dir, args.gt_dir, args.dataset_json, threads=args.threads)
     summary = summarise(per_case)
     write_csv(per_case, args.cases_out)
     write_csv(summary, args.out)
