@@ -111,6 +111,8 @@ def resolve(config: dict, rule: str) -> dict:
     if rule in TORCH_RULES and own.get("cpus_per_task") is None:
         threads = int(config.get("compute_threads", 1))
         res["cpus_per_task"] = threads + (_loader_threads(config, asks_for_gpu(res)) if rule == "train" else 0)
+    if rule == "evaluate" and own.get("cpus_per_task") is None:
+        res["cpus_per_task"] = int((config.get("evaluation") or {}).get("threads", 1))
     return res
 
 
@@ -123,6 +125,8 @@ def rule_threads(config: dict, rule: str) -> int:
     """`threads:` of a rule: torch threads (`compute_threads`) for train and infer, else its CPUs."""
     if rule in TORCH_RULES:
         return int(config.get("compute_threads", 1))
+    if rule == "evaluate":  # the config's evaluation.threads (result-neutral)
+        return int((config.get("evaluation") or {}).get("threads", 1))
     return int(resolve(config, rule).get("cpus_per_task", 1))
 
 

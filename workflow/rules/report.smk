@@ -333,8 +333,7 @@ rule compute:
     benchmark:
         f"{RESULTS}/benchmarks/compute.tsv"
     shell:
-        "dicebench compute --cells {input.cells} --results {RESULTS} --csv {output.csv} --md {output.md} "
-        "--tex {output.tex} > {log} 2>&1"
+        "dicebench compute --cells {input.cells} --csv {output.csv} --md {output.md} " "--tex {output.tex} > {log} 2>&1"
 
 
 rule claims_figure:

@@ -47,13 +47,13 @@ rule bundle:
     # config/resolved.yaml, what `verify` reruns; the config files beside it for reading.
     input:
         targets=wf.targets(config),
+        paper=config["paper_pdf"],
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES],
     output:
         BUNDLE,
     params:
         configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
         config=lambda w: shlex.quote(json.dumps(config, default=str)),
-        paper=config["paper_pdf"],
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
@@ -65,19 +65,19 @@ rule bundle:
         f"{RESULTS}/benchmarks/bundle.tsv"
     shell:
         "dicebench bundle --configfile {params.configfiles} --config-json {params.config} "
-        "--paper {params.paper} --out {output} > {log} 2>&1"
+        "--paper {input.paper} --out {output} > {log} 2>&1"
 
 
 rule bundle_with_weights:
     input:
         targets=wf.targets(config),
+        paper=config["paper_pdf"],
         cells=[f"{RESULTS}/{c.path}/{n}" for c in CELLS for n in BUNDLE_CELL_FILES + ["model.pt", "model_best.pt"]],
     output:
         f"{RESULTS}/bundle_with_weights.tar.gz",
     params:
         configfiles=lambda w: " ".join(shlex.quote(str(p)) for p in workflow.configfiles),
         config=lambda w: shlex.quote(json.dumps(config, default=str)),
-        paper=config["paper_pdf"],
     threads: threads_for("bundle")
     resources:
         **resources_for("bundle"),
@@ -89,7 +89,7 @@ rule bundle_with_weights:
         f"{RESULTS}/benchmarks/bundle_with_weights.tsv"
     shell:
         "dicebench bundle --configfile {params.configfiles} --config-json {params.config} --weights "
-        "--paper {params.paper} --out {output} > {log} 2>&1"
+        "--paper {input.paper} --out {output} > {log} 2>&1"
 
 
 rule verify_cell:

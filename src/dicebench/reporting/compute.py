@@ -34,8 +34,9 @@ def _benchmark(path: Path) -> tuple[float, float]:
         return (np.nan, np.nan)
 
 
-def cell_costs(cell_jsons: list[Path], results: Path) -> pd.DataFrame:
-    """One row per cell from its cell.json and its jobs' benchmark files."""
+def cell_costs(cell_jsons: list[Path], results: Path | None = None) -> pd.DataFrame:
+    """One row per cell from its cell.json and its jobs' benchmark files (under `results`,
+    by default the results folder the cell folder lies in)."""
     rows = []
     for path in cell_jsons:
         path = Path(path)
@@ -47,7 +48,8 @@ def cell_costs(cell_jsons: list[Path], results: Path) -> pd.DataFrame:
         name = CELL_PATTERN.format(experiment=s["experiment"], dataset=s["dataset"], network=s["network"],
                                    loss=s["loss"], weighting=s.get("weighting", "none"), lr=f"{float(s['lr']):g}",
                                    seed=s["seed"])
-        bench = {step: _benchmark(Path(results) / "benchmarks" / step / f"{name}.tsv") for step in STEPS}
+        root = Path(results) if results is not None else path.parents[len(CELL_PATTERN.split("/"))]
+        bench = {step: _benchmark(root / "benchmarks" / step / f"{name}.tsv") for step in STEPS}
         peak = cell.get("peak_memory_mb") or {}
         rows.append({
             **{k: s.get(k) for k in ("experiment", "dataset", "network", "loss", "weighting", "seed")},
@@ -108,7 +110,8 @@ def write(costs: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", nargs="+", type=Path, required=True, help="every cell's cell.json")
-    p.add_argument("--results", type=Path, required=True, help="the results folder (benchmarks/ under it)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="the results folder (benchmarks/ under it); default: the one the cells lie in")
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--md", required=True, type=Path)
     p.add_argument("--tex", required=True, type=Path)
