@@ -11,7 +11,7 @@ DRIVER := .venv-driver
 # Debian packages the workflow needs beyond Python: latexmk and TeX for paper/paper.pdf.
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
 # ... and the tests: a headless browser for the viewer pages (tests/test_viewer.py).
-TEST_APT_PACKAGES := chromium
+TEST_APT_PACKAGES := chromium poppler-utils
 
 $(BIN)/dicebench: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ sysdeps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
 
 testdeps:
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
 	    echo "chromium is missing: install the Debian packages $(TEST_APT_PACKAGES)" >&2; exit 1; fi; \
 	  echo "installing $(TEST_APT_PACKAGES)"; \
