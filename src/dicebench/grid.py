@@ -200,6 +200,8 @@ def subpatch_experiments(name: str, exp: dict) -> dict[str, dict]:
     for patch in sizes:
         at_patch = copy.deepcopy(base)
         at_patch["recipe"]["patch_size"] = patch
+        # Trained on patches, inferred as the paper argues: on the configured window (whole slices).
+        at_patch["recipe"].setdefault("inference_patch_size", configured)
         label = f"{name}_p{patch_label(patch)}"
         if patch != configured:
             out[label] = {**at_patch, SWEEP_KEY: name}

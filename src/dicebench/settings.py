@@ -64,6 +64,29 @@ def neutral_keys(node: dict | None = None, prefix: str = "") -> set[str]:
     return out
 
 
+def strip_neutral(config: dict) -> dict:
+    """A copy of the config without its result-neutral keys: what a step whose output depends on
+    the whole config (the paper's methods) must be rerun for."""
+    import copy
+
+    out = copy.deepcopy(config)
+    for dotted in neutral_keys():
+        _drop(out, dotted.split("."))
+    return out
+
+
+def _drop(node, path: list[str]) -> None:
+    if not isinstance(node, dict) or not path:
+        return
+    head, rest = path[0], path[1:]
+    keys = list(node) if head == "*" else [head] if head in node else []
+    for key in keys:
+        if rest:
+            _drop(node[key], rest)
+        else:
+            del node[key]
+
+
 def _build(cls, values: dict, where: str, path: tuple[str, ...]):
     merged = {**schema_defaults(*path), **(values or {})}
     names = {f.name for f in dataclasses.fields(cls)}

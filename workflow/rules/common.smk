@@ -15,6 +15,7 @@ from dicebench.errors import DicebenchError
 from dicebench import cluster, grid
 from dicebench import workflow as wf
 from dicebench.provenance import code_files
+from dicebench.settings import strip_neutral
 
 # The rules call the package's own command, `dicebench`: jobs (local, Slurm) inherit a PATH that
 # finds the jobs' software, the project's .venv first (dicebench.cluster.job_environment); a

@@ -300,7 +300,8 @@ rule paper_methods:
     output:
         f"{RESULTS}/paper/methods.tex",
     params:
-        config=lambda w: shlex.quote(json.dumps(config, sort_keys=True, default=str)),
+        # Result-neutral keys left out: changing one must not rebuild the paper.
+        config=lambda w: shlex.quote(json.dumps(strip_neutral(config), sort_keys=True, default=str)),
     threads: threads_for("paper_methods")
     resources:
         **resources_for("paper_methods"),

@@ -37,6 +37,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import sys
 import time
 import warnings
@@ -371,8 +372,11 @@ def setup(dataset_dir: Path, class_stats_path: Path | None, settings: CellSettin
 
 
 def resume(run: Run) -> TrainState:
-    """The state of the checkpoint written for these settings, else a fresh start (which
-    removes every output an earlier attempt left, so no stale best model or log survives)."""
+    """The state of the checkpoint written for these settings, else a fresh start, which removes
+    every output an earlier model of this cell left: its weights, log and cell.json, and what was
+    computed from them (predictions, metrics). A retraining that then fails leaves no metrics
+    that outlive their model, so the next run retrains the cell (Snakemake does not rerun a job
+    whose outputs are gone while the files computed from them remain)."""
     fresh = TrainState(empty=np.zeros(run.num_classes, dtype=np.int64))
     path = run.checkpoint_path
     if path.exists():
@@ -382,8 +386,9 @@ def resume(run: Run) -> TrainState:
             return TrainState.from_checkpoint(ckpt, run)
         print(f"{path}: written for other settings; starting the cell afresh", file=sys.stderr)
         path.unlink()
-    for stale in ("model_best.pt", "model.pt", "log.csv", "cell.json"):
+    for stale in ("model_best.pt", "model.pt", "log.csv", "cell.json", "metrics.csv", "per_case.csv"):
         (run.out_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(run.out_dir / "predictions", ignore_errors=True)
     return fresh
 
 
