@@ -119,6 +119,7 @@ def test_touching_one_cell_reruns_only_its_dependents(built):
         "figures/subpatch/kervadec2023/synth_acdc.png", "figures/subpatch/kervadec2023/synth_acdc.pdf",
         "figures/subpatch/kervadec2023/synth_acdc.csv", "figures/viewer/kervadec2023/synth_acdc.html",
         "figures/tables/conventions.csv", "figures/tables/conventions.md", "figures/tables/conventions.tex",
+        "figures/tables/conventions_tables.csv",
         "figures/tables/compute.csv", "figures/tables/compute.md", "figures/tables/compute.tex",
         "figures/claims.png", "figures/claims.pdf",
     }
@@ -136,6 +137,7 @@ def test_touching_one_sweep_cell_reruns_its_figure_and_the_claims_only(built):
         "figures/subpatch/kervadec2023/synth_acdc.csv",
         "figures/claims.md", "figures/claims.csv", "figures/tables/claims.tex", "paper/paper.pdf",
         "figures/tables/conventions.csv", "figures/tables/conventions.md", "figures/tables/conventions.tex",
+        "figures/tables/conventions_tables.csv",
         "figures/tables/compute.csv", "figures/tables/compute.md", "figures/tables/compute.tex",
         "figures/claims.png", "figures/claims.pdf",
     }
