@@ -32,19 +32,21 @@ $(DRIVER)/bin/dicebench: envs/driver.yaml pyproject.toml
 
 driver: $(DRIVER)/bin/dicebench
 
-sysdeps:
-	@command -v latexmk >/dev/null && command -v pdflatex >/dev/null || { \
+# $(call apt_install,COMMANDS,PACKAGES): install the Debian PACKAGES (as root or through sudo)
+# unless every one of COMMANDS is already on PATH.
+define apt_install
+	@for c in $(1); do command -v $$c >/dev/null || missing=1; done; [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
-	    echo "latexmk and TeX are missing: install the Debian packages $(APT_PACKAGES)" >&2; exit 1; fi; \
-	  echo "installing $(APT_PACKAGES)"; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
+	    echo "$(1) missing: install the Debian packages $(2)" >&2; exit 1; fi; \
+	  echo "installing $(2)"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(2); }
+endef
+
+sysdeps:
+	$(call apt_install,latexmk pdflatex,$(APT_PACKAGES))
 
 testdeps:
-	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
-	    echo "chromium is missing: install the Debian packages $(TEST_APT_PACKAGES)" >&2; exit 1; fi; \
-	  echo "installing $(TEST_APT_PACKAGES)"; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(TEST_APT_PACKAGES); }
+	$(call apt_install,chromium pdftotext,$(TEST_APT_PACKAGES))
 
 # The rules call the package's `dicebench` command: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
