@@ -103,7 +103,7 @@ def summary_tex(claims_csv: Path | None, figure: Path | None) -> str:
                 r"$n$: training runs (seeds) $\times$ test cases. Fewer than the configured minimum of seeds "
                 r"gives \emph{insufficient evidence}."]
     if figure is not None:
-        out += [r"\begin{figure}[h]", r"\centering",
+        out += [r"\begin{figure}[!ht]", r"\centering",
                 rf"\includegraphics[width=\textwidth,height=0.45\textheight,keepaspectratio]{{{flat_name(figure)}}}",
                 rf"\caption{{{latex_escape(FIGURE_CAPTIONS['claims'])}}}", r"\label{fig:claims}", r"\end{figure}"]
     return "\n".join(out) + "\n"
