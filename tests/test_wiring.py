@@ -148,6 +148,11 @@ def test_paper_table_reads_100_and_0(perfect):
     assert (dsc["ours"] == 100.0).all() and (hd["ours"] == 0.0).all()
     assert dsc["ci_lo"].isna().all() and (ours["n_seeds"] == 1).all()  # one seed: no interval
     assert (every["n_cases"] == 3).all()
+    # every entry names its cells and the command that rebuilds them
+    for cells, command in zip(every["cells"], every["command"]):
+        assert command == ".venv/bin/snakemake --cores 2 --forcerun=train " + " ".join(
+            f"{c}/metrics.csv" for c in cells.split(";"))
+        assert all("/seed" in c for c in cells.split(";"))
     assert long.loc[long["row"].isin(["vnet", "mime"]), "ours"].isna().all()  # cells that were not run
     for suffix in ("md", "tex"):
         text = (perfect["tables"] / f"{EXPERIMENT}.{suffix}").read_text()

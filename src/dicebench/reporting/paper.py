@@ -24,13 +24,12 @@ import yaml
 from dicebench.errors import DicebenchError
 from dicebench.io import atomic_path, write_text
 from dicebench.reporting.methods import methods_tex
-from dicebench.reporting.paper_tables import latex_escape
+from dicebench.reporting.paper_tables import RERUN, latex_escape
 
 TEX_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra"
 
 PAPER_NAMES = {"liu2018": "Liu \\& Fu 2018", "kervadec2023": "Kervadec \\& de Bruijne 2023",
                "shen2018": "Shen et al. 2018", "sudre2017": "Sudre et al. 2017"}
-RERUN = ".venv/bin/snakemake --cores 2 --forcerun=train"
 
 FIGURE_CAPTIONS = {
     "learning_curves": "Training loss and validation DSC against iteration, one panel per dataset, learning "

@@ -47,7 +47,9 @@ SHEN_ROWS = ["background", "artery", "portal_vein", "liver", "spleen", "stomach"
              "AVG", "MAX", "MIN"]
 SHEN_COLUMNS = [(w, lr) for lr in ("0.001", "0.01") for w in ("uniform", "simple", "square")]
 LONG_COLUMNS = ["paper", "dataset", "stands_in_for", "row", "column", "metric", "view", "ours", "std", "ci_lo",
-                "ci_hi", "case_sd", "n_seeds", "n_cases", "published", "diff", "source", "cells"]
+                "ci_hi", "case_sd", "n_seeds", "n_cases", "published", "diff", "source", "cells", "command"]
+# Retrains, re-infers and re-evaluates the cells of an entry (README, "Rerunning one cell of a table").
+RERUN = ".venv/bin/snakemake --cores 2 --forcerun=train"
 
 
 # ---------------------------------------------------------------- inputs
@@ -108,10 +110,16 @@ def _published(pub: pd.DataFrame, **sel) -> tuple[float, str]:
     return (float(sub["value"].iloc[0]), str(sub["source"].iloc[0]))
 
 
+def rerun_command(cells: str) -> str:
+    """The command that rebuilds the cells (';'-separated folders) an entry was computed from."""
+    return f"{RERUN} " + " ".join(f"{c}/metrics.csv" for c in cells.split(";")) if cells else ""
+
+
 def _row(paper, dataset, standin, row, column, metric, s, pub_value, source, view="all cases") -> dict:
     return {"paper": paper, "dataset": dataset, "stands_in_for": standin, "row": row, "column": column,
             "metric": metric, "view": view, **s, "published": pub_value,
-            "diff": s["ours"] - pub_value if np.isfinite(pub_value) else math.nan, "source": source}
+            "diff": s["ours"] - pub_value if np.isfinite(pub_value) else math.nan, "source": source,
+            "command": rerun_command(s.get("cells", ""))}
 
 
 def liu_table(cases: pd.DataFrame, pub: pd.DataFrame, standin: dict[str, str]) -> pd.DataFrame:
@@ -345,8 +353,9 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(blocks: list[Block], caption: str, label: str) -> str:
-    """One table of stacked tabulars at a readable size (footnotesize, no shrinking to fit)."""
-    lines = [r"\begin{table}[htbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3.5pt}"]
+    """One table of stacked tabulars at a readable size (one step under the body font, no
+    shrinking to fit)."""
+    lines = [r"\begin{table}[htbp]", r"\centering", r"\small", r"\setlength{\tabcolsep}{3.5pt}"]
     for i, b in enumerate(blocks):
         lines += [rf"\begin{{tabular}}{{l{'r' * (len(b.header) - 1)}}}", r"\toprule"]
         if b.title:
