@@ -65,7 +65,7 @@ def test_cell_json_provenance(two_runs):
     cell = json.loads((two_runs[0] / "cell.json").read_text())
     # The resolved settings: what was given, with every default filled in from the config schema.
     resolved = CellSettings.from_dict(copy.deepcopy(SETTINGS))
-    assert cell["settings"] == resolved.to_dict() and cell["settings"]["compute_threads"] == 1
+    assert cell["settings"] == resolved.identity() and cell["settings"]["compute_threads"] == 1
     assert {k: cell["settings"]["recipe"][k] for k in SETTINGS["recipe"]} == SETTINGS["recipe"]
     assert cell["settings"]["recipe"]["val_fraction"] == schema_defaults(*RECIPE_PATH)["val_fraction"]
     assert cell["device"] == "cpu" and cell["amp"] == "none" and cell["compute_threads"] == 1

@@ -450,7 +450,7 @@ def finish(run: Run, state: TrainState, wall_s: float, cpu_s: float, resumed_fro
         peak_rss_mb = None
     drawn = state.drawn
     summary = {
-        "settings": run.settings.to_dict(),
+        "settings": run.settings.identity(),  # the result-affecting settings (data_workers: below)
         "dataset_dir": str(run.dataset_dir),
         "split": run.split,
         "training_volumes": len(run.train_cases),  # with offline_copies k: (k + 1) x the training split
