@@ -27,11 +27,8 @@ PHANTOM = {"promise12": "prostate", "acdc": "acdc", "wmh2017": "wmh", "totalsegm
 
 
 def paper_config(scale: int) -> dict:
-    """config.yaml updated by paper.yaml, as Snakemake merges them, with synthetic datasets."""
-    from snakemake.utils import update_config
-
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    update_config(config, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    """config/paper.yaml (a standalone config) with synthetic datasets in place of the real ones."""
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     for name, ds in config["datasets"].items():
         if ds["source"] == "real":
             config["datasets"][name] = {"source": "synthetic", "phantom": PHANTOM[ds["registry_name"]]}

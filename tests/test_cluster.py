@@ -272,6 +272,7 @@ def test_preview_of_the_default_config(tmp_path):
 def test_preview_refuses_a_bad_gres(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"resources": {"train": {"extra": "--gres=gpu:1"}}}))
     proc = subprocess.run([str(driver_python().parent / "dicebench"), "sbatch-preview", "--configfile",
-                           str(tmp_path / "bad.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "config/config.yaml", str(tmp_path / "bad.yaml")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("dicebench sbatch-preview: error: resources:"), proc.stderr

@@ -305,7 +305,8 @@ def test_readme_shows_the_ledgers_deviations(repo_root, ledger):
 def test_paper_builds_with_the_ledger(repo_root, paper_config, tmp_path):
     (tmp_path / "paper.tex").write_text((repo_root / "paper" / "paper.tex").read_text())
     (tmp_path / "methods.tex").write_text(methods.methods_tex(paper_config))
-    (tmp_path / "results.tex").write_text("\n")
+    for generated in ("results.tex", "summary.tex", "appendix.tex"):
+        (tmp_path / generated).write_text("\n")
     proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -89,7 +89,7 @@ def runs(tmp_path_factory, repo_root):
     assert proc.returncode == 0, proc.stderr[-4000:]
     local_s, start = time.monotonic() - start, time.monotonic()
     # The profile as users run it, from the driver, with the status checks hurried for a test.
-    proc = _snakemake(driver, slurm, repo_root, "--configfile", str(slurm / "config" / "site.yaml"),
+    proc = _snakemake(driver, slurm, repo_root, str(slurm / "config" / "site.yaml"),  # a second config file
                       "--profile", str(repo_root / "profiles" / "slurm"), "--jobs", "4",
                       "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
                       "--latency-wait", "5")
@@ -99,7 +99,7 @@ def runs(tmp_path_factory, repo_root):
         logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in (slurm / "results" / "logs").rglob("*.log"))
         pytest.fail(f"snakemake --profile slurm failed:\n{proc.stderr[-4000:]}\n{logs[-6000:]}")
     preview = subprocess.run([str(driver.parent / "dicebench"), "sbatch-preview", "--directory", str(slurm),
-                              "--configfile", str(slurm / "config" / "site.yaml")],
+                              "--configfile", str(slurm / "config" / "config.yaml"), str(slurm / "config" / "site.yaml")],
                              capture_output=True, text=True, env=_env(), timeout=120)
     assert preview.returncode == 0, preview.stderr
     rows = dict(line.split("  ", 1) for line in preview.stdout.splitlines() if line and not line.startswith("#"))

@@ -237,29 +237,30 @@ def preview(config: dict, profile: dict | None = None) -> list[tuple[str, str]]:
 
 
 def load_config(configfiles: list[Path], directory: Path | None = None) -> dict:
-    """The config as Snakemake builds it: the Snakefile's `configfile: "config/config.yaml"` (in
-    the working directory) with each --configfile merged over it recursively, then validated
-    with the schema's defaults."""
+    """The config as the workflow builds it (dicebench.workflow.prepare_config): the --configfile
+    files merged in order, recursively; without any, config/config.yaml of the working directory
+    (else the checkout's); then validated with the schema's defaults."""
     import yaml
     from snakemake.utils import update_config
 
-    from dicebench import grid
+    from dicebench import workflow as wf
 
-    base = Path(directory or Path.cwd()) / "config" / "config.yaml"
+    files = list(configfiles)
+    if not files:
+        local = Path(directory or Path.cwd()) / "config" / "config.yaml"
+        files = [local if local.is_file() else wf.DEFAULT_CONFIG]
     config: dict = {}
-    for path in ([base] if base.exists() else []) + list(configfiles):
+    for path in files:
         try:
             update_config(config, yaml.safe_load(Path(path).read_text()) or {})
         except (OSError, yaml.YAMLError) as exc:
             raise DicebenchError(f"{path}: cannot read the config ({exc})") from None
-    if not config:
-        raise DicebenchError(f"{base}: not found, and no --configfile given")
-    return grid.validate_config(config)
+    return wf.prepare_config(config, files)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--configfile", nargs="*", type=Path, default=[],
-                   help="config files merged over config/config.yaml, as given to snakemake")
+                   help="the run's config files, as given to snakemake (none: config/config.yaml)")
     p.add_argument("--directory", type=Path, default=None,
                    help="the working directory, as given to snakemake (default: the current one)")
     p.add_argument("--profile", type=Path, default=ROOT / "profiles" / "slurm",

@@ -29,6 +29,13 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def default_config_file() -> Path:
+    """config/config.yaml of the working directory (Snakemake's --directory) if it has one, as
+    Snakemake's `configfile:` would read it; else the checkout's."""
+    local = Path("config") / "config.yaml"
+    return local if local.is_file() else DEFAULT_CONFIG
+
+
 def prepare_config(config: dict, configfiles: list) -> dict:
     """Validate the run's config in place. Without a config file, the default run's config is
     the base and `--config` values go over it."""
@@ -37,7 +44,7 @@ def prepare_config(config: dict, configfiles: list) -> dict:
 
         given = dict(config)
         config.clear()
-        config.update(_merge(yaml.safe_load(DEFAULT_CONFIG.read_text()), given))
+        config.update(_merge(yaml.safe_load(default_config_file().read_text()), given))
     return grid.validate_config(config)
 
 
