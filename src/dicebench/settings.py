@@ -245,10 +245,6 @@ class CellSettings:
         return out
 
 
-def evaluation_threads(config: dict) -> int:
-    return int(config.get("evaluation", {}).get("threads", schema_defaults("evaluation").get("threads", 1)))
-
-
 def validate(config: dict, schema_: dict) -> None:
     """JSON-schema validation that fills in the schema's defaults (as Snakemake's `validate`
     does), without importing Snakemake: the DAG build and the driver stay light."""

@@ -130,16 +130,6 @@ def one_run(cases: pd.DataFrame) -> pd.DataFrame:
     return cases[np.logical_and.reduce([cases[k].astype(str) == str(first[k]) for k in keys])]
 
 
-def class_presence(cases: pd.DataFrame, cls: str) -> tuple[int, int]:
-    """(test cases whose reference contains `cls`, test cases) in one run's rows."""
-    run = one_run(cases)
-    if run.empty or "gt_voxels" not in run.columns:
-        n = int(run["case"].nunique()) if not run.empty else 0
-        return (n, n)
-    rows = run[run["class"] == cls]
-    return (int((rows["gt_voxels"] > 0).sum()), int(run["case"].nunique()))
-
-
 def imbalance_level(cases: pd.DataFrame, dataset: str) -> str:
     """The rarest present object class's share of the test voxels (from gt_voxels), e.g. 'WMH 0.31 %'."""
     run = one_run(cases[cases["dataset"] == dataset])
