@@ -101,3 +101,14 @@ def test_case_does_not_depend_on_dataset_size(tmp_path):
     first = "synth_acdc_000"
     assert _digest(sitk.ReadImage(str(a / "imagesTr" / f"{first}_0000.nii.gz"))) == \
         _digest(sitk.ReadImage(str(b / "imagesTr" / f"{first}_0000.nii.gz")))
+
+
+def test_absent_fraction_is_met_exactly_in_each_split(tmp_path):
+    """A mechanism built on an absent class holds in the training and the test scans alike:
+    round(n * fraction) scans of each split lack the class, whatever the draws give."""
+    out = synthesize("wmh", tmp_path / "wmh", n_train=5, n_test=4, seed=3, shape=SMALL["wmh"],
+                     knobs={"absent_fraction": {"other_pathology": 0.6}})
+    measured = json.loads((out / "dataset.json").read_text())["synthetic"]["measured"]
+    assert measured["Tr"]["other_pathology"]["scans_with_class"] == 0.4  # 2 of 5
+    assert measured["Ts"]["other_pathology"]["scans_with_class"] == 0.5  # 2 of 4 (round(2.4) = 2 absent)
+    assert measured["Tr"]["WMH"]["scans_with_class"] == 1.0

@@ -19,7 +19,10 @@ class is absent) so that sweeps can vary the label imbalance the papers study:
   sizes, from a liver-like organ down to thin artery- and vein-like tubes.
 
 Every case draws from its own `numpy.random.Generator` seeded from (dataset seed, case
-index), so a case does not change when the number of cases does.
+index), so a case does not change when the number of cases does, except for which cases lack
+a class: in a dataset, `absent_fraction` is met exactly in each split (round(n * fraction)
+scans of the split, drawn from the dataset seed, lack the class), so that a mechanism built
+on absent classes holds in the training and the test scans alike, not only on average.
 """
 
 from __future__ import annotations
@@ -69,7 +72,23 @@ def _bias_field(rng, coords, strength):
 
 
 def _present(rng, knobs, name) -> bool:
-    return rng.random() >= float(knobs.get("absent_fraction", {}).get(name, 0.0))
+    """Whether the case holds class `name`: drawn with the knob's absent fraction, unless the
+    dataset fixed it (`_absent`, set by `synthesize`; the draw is consumed either way, so the
+    rest of the case stays the same)."""
+    drawn = rng.random() >= float(knobs.get("absent_fraction", {}).get(name, 0.0))
+    fixed = knobs.get("_absent")
+    return drawn if fixed is None else name not in fixed
+
+
+def absent_cases(count: int, fractions: dict[str, float], seed: int, split: str) -> list[set[str]]:
+    """Per case of a split, the classes it lacks: exactly round(count * fraction) cases per
+    class, chosen by a generator seeded from (dataset seed, split)."""
+    rng = np.random.default_rng([seed, 1 + ("Tr", "Ts").index(split)])
+    out: list[set[str]] = [set() for _ in range(count)]
+    for name, fraction in sorted(fractions.items()):
+        for i in rng.permutation(count)[: int(round(count * float(fraction)))]:
+            out[int(i)].add(name)
+    return out
 
 
 def prostate(rng: np.random.Generator, spec: PhantomSpec, knobs: dict) -> Volume:
@@ -236,10 +255,13 @@ _DIRECTIONS = {
 }
 
 
-def generate_case(kind: str, spec: PhantomSpec, seed: int, index: int) -> tuple[sitk.Image, sitk.Image]:
-    """One phantom case as SimpleITK images with a real geometry (spacing, origin, direction)."""
+def generate_case(kind: str, spec: PhantomSpec, seed: int, index: int,
+                  absent: set[str] | None = None) -> tuple[sitk.Image, sitk.Image]:
+    """One phantom case as SimpleITK images with a real geometry (spacing, origin, direction).
+    `absent`: the classes this case lacks, fixed by the dataset (default: drawn per case)."""
     rng = np.random.default_rng([seed, index])
-    image, label = GENERATORS[kind](rng, spec, spec.knobs)
+    knobs = spec.knobs if absent is None else {**spec.knobs, "_absent": absent}
+    image, label = GENERATORS[kind](rng, spec, knobs)
     out = []
     for arr in (image, label):
         img = sitk.GetImageFromArray(arr)
@@ -277,10 +299,12 @@ def synthesize(kind: str, out_dir: str | Path, n_train: int, n_test: int, seed: 
         raise DicebenchError(f"dataset '{name or kind}': n_train must be at least 2 (one for validation)")
     prefix = name or f"synth_{kind}"
     counts = {split: np.zeros((0, len(spec.labels)), np.int64) for split in ("Tr", "Ts")}
+    fractions = {k: v for k, v in spec.knobs.get("absent_fraction", {}).items() if v > 0}
     for split, count, offset in (("Tr", n_train, 0), ("Ts", n_test, n_train)):
+        absent = absent_cases(count, fractions, seed, split)
         for i in range(count):
             case = f"{prefix}_{offset + i:03d}"
-            image, label = generate_case(kind, spec, seed, offset + i)
+            image, label = generate_case(kind, spec, seed, offset + i, absent[i])
             write_image(image, out / f"images{split}" / f"{case}_0000.nii.gz")
             write_image(label, out / f"labels{split}" / f"{case}.nii.gz")
             voxels = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=len(spec.labels))
