@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from dicebench.errors import DicebenchError
 from dicebench.sliding_window import predict_probabilities, window_starts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,11 @@ def test_mirroring_equals_monai_with_a_mirroring_predictor():
         ref = sliding_window_inference(torch.from_numpy(img)[None], PATCH_3D, 2, make_predictor(model, mirror=True),
                                        overlap=0.5, mode="gaussian")[0].numpy()
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+def test_a_network_that_changes_the_window_size_is_one_clear_error():
+    with pytest.raises(DicebenchError, match=r"maps a window \[6, 8, 10\] to \[3, 4, 5\]"):
+        predict_probabilities(torch.nn.Conv3d(1, 2, 2, stride=2), _image((1, 9, 12, 10)), PATCH_3D)
 
 
 @pytest.mark.parametrize("patch", [(1,), (7,), (8,), (6, 8, 10), (96, 160, 160), (5, 64, 64)])
