@@ -60,11 +60,13 @@ run: venv sysdeps
 
 # The evidence run (README "What the evidence run shows"): every paper's grid trained to
 # convergence on CPU with enough seeds and test cases to decide the claims; at the end its wall
-# time and how much of the cores its jobs used (from Snakemake's benchmark files).
+# time, how much of the cores its jobs used (from Snakemake's benchmark files) and whether it met
+# its targets (convergence, floors, seeds, cases, median mdd: figures/evidence/evidence_check.md).
 evidence: venv sysdeps
 	@start=$$(date +%s); status=0; \
 	snakemake --cores $(CORES) $(SCHEDULER) --configfile config/evidence.yaml || status=$$?; \
 	dicebench utilisation --benchmarks results/evidence/benchmarks --since $$start --cores $(CORES); \
+	dicebench evidence-check --configfile config/evidence.yaml --out figures/evidence/evidence_check.md; \
 	exit $$status
 
 # The driver is built too: the Slurm end-to-end test submits from it, the preview test runs in it.

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stale": ("dicebench.workflow", "list (and retrain) the cells whose code or model changed since they ran"),
     "compute": ("dicebench.reporting.compute", "what each cell cost: wall, CPU and GPU time, memory, iterations"),
     "utilisation": ("dicebench.reporting.utilisation", "a run's job CPU time over its wall time times the cores"),
+    "evidence-check": ("dicebench.reporting.evidence", "whether a run met its targets: convergence, floors, seeds, cases, mdd"),
     "methods": ("dicebench.reporting.methods", "the paper's methods section from the resolved config"),
     "paper": ("dicebench.reporting.paper", "build the paper PDF with latexmk"),
     "bundle": ("dicebench.review.bundle", "one checksummed archive of a run's results, for others to check"),

@@ -106,8 +106,25 @@ def validate_config(config: dict) -> dict:
         _check_dataset(name, ds)
     for name, exp in config["experiments"].items():
         _check_experiment(config, name, exp)
+    for i, floor in enumerate(config.get("floors", [])):
+        _check_floor(config, i, floor)
     expand_subpatch(config)
     return config
+
+
+def _check_floor(config: dict, index: int, floor: dict) -> None:
+    exp = config["experiments"].get(floor["experiment"])
+    where = f"floors[{index}]"
+    if exp is None:
+        raise DicebenchError(f"{where}.experiment: '{floor['experiment']}' is not a configured experiment")
+    if floor["dataset"] not in exp["datasets"]:
+        raise DicebenchError(f"{where}.dataset: '{floor['dataset']}' is not a dataset of experiment "
+                             f"'{floor['experiment']}' ({', '.join(exp['datasets'])})")
+    for key, have in (("losses", exp["losses"]), ("weightings", exp.get("weightings", ["none"])),
+                      ("lrs", exp["lrs"])):
+        unknown = [v for v in floor.get(key, []) if v not in have]
+        if unknown:
+            raise DicebenchError(f"{where}.{key}: {unknown} not in experiment '{floor['experiment']}' ({have})")
 
 
 def _check_dataset(name: str, ds: dict) -> None:
