@@ -5,7 +5,13 @@ long a synthetic cell trains, beside MONAI's BasicUNet at a comparable size as t
 in the same run. GPU (`--device cuda`): fp32 against bf16 autocast at the published sizes,
 unet3d at 64^3 x 3 (Shen et al. 2018) and enet2d at 256^2 x 8, side by side.
 
-    .venv/bin/python bench/bench_networks.py [--seconds 3] [--threads 1]
+On the CPU it then sets unet2d (our torch rebuild of MONAI's BasicUNet) beside the BasicUNet it
+replaced, built with the same arguments and weights: seconds per training step (width 8, batch
+8, 64x64, median of --repeats interleaved blocks) with the largest logit difference, and the
+import each costs a fresh interpreter (wall and CPU seconds, median of --repeats interleaved).
+`--unet2d-only` prints just that comparison.
+
+    PYTHONPATH=src .venv/bin/python bench/bench_networks.py [--seconds 3] [--threads 1] [--repeats 7] [--unet2d-only]
     python bench/bench_networks.py --device cuda
 """
 
@@ -13,7 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import resource
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -77,22 +89,100 @@ def iterations_per_second(model: nn.Module, cin: int, k: int, batch: int, spatia
             return n / elapsed
 
 
+UNET2D_IMPORTS = {
+    "torch alone": "import torch",
+    "torch + ours": "import torch, dicebench.networks.unet",
+    "torch + MONAI": "import torch; from monai.networks.nets import BasicUNet",
+}
+
+
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+def _import_seconds(code: str, env: dict) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of a fresh `python -c code`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def unet2d_against_monai(repeats: int, steps: int = 5, width: int = 8, batch: int = 8,
+                         spatial: tuple = (64, 64), k: int = 3) -> None:
+    """Print ours beside MONAI's BasicUNet: seconds per training step and the import cost."""
+    from monai.networks.nets import BasicUNet
+
+    torch.manual_seed(0)
+    ref = BasicUNet(spatial_dims=2, in_channels=1, out_channels=k,
+                    features=(width, 2 * width, 4 * width, 8 * width, 16 * width, width),
+                    norm=("instance", {"affine": True}), bias=False, upsample="deconv")
+    ours = get_network("unet2d", 1, k, width=width)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(batch, 1, *spatial, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, k, (batch, *spatial), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        diff = (ours.eval()(x) - ref.eval()(x)).abs().max().item()
+    runs = {}
+    for name, model in (("ours", ours.train()), ("MONAI", ref.train())):
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        runs[name] = (lambda m=model, o=opt: _train_step(m, o, x, y), [])
+        runs[name][0]()  # warm-up
+    for r in range(repeats):
+        for name in (("ours", "MONAI") if r % 2 == 0 else ("MONAI", "ours")):
+            step, times = runs[name]
+            t = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times.append((time.perf_counter() - t) / steps)
+    t_ours, t_ref = (statistics.median(runs[n][1]) for n in ("ours", "MONAI"))
+    print(f"\nunet2d w{width} ({count_parameters(ours):,d} parameters) beside MONAI BasicUNet, same arguments and "
+          f"weights; {batch}x{'x'.join(map(str, spatial))}, {torch.get_num_threads()} thread(s)")
+    print(f"  seconds per training step (median of {repeats} interleaved blocks of {steps}): "
+          f"ours {t_ours:.4f}  MONAI {t_ref:.4f}  ratio {t_ours / t_ref:.2f}   max|logit diff| {diff:.1e}")
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    for code in UNET2D_IMPORTS.values():  # warm the file cache
+        _import_seconds(code, env)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in UNET2D_IMPORTS}
+    for r in range(repeats):
+        for name in (list(UNET2D_IMPORTS) if r % 2 == 0 else list(reversed(UNET2D_IMPORTS))):
+            times[name].append(_import_seconds(UNET2D_IMPORTS[name], env))
+    print(f"  import in a fresh interpreter (median of {repeats} interleaved): wall s, CPU s")
+    base = [statistics.median(t[i] for t in times["torch alone"]) for i in (0, 1)]
+    for name, runs_ in times.items():
+        wall, cpu = (statistics.median(t[i] for t in runs_) for i in (0, 1))
+        extra = "" if name == "torch alone" else f"   (+{wall - base[0]:.2f} wall, +{cpu - base[1]:.2f} CPU over torch)"
+        print(f"    {name:<14} {wall:>6.2f} {cpu:>6.2f}{extra}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (the CI box has 2, shared)")
+    ap.add_argument("--repeats", type=int, default=7, help="interleaved rounds of the unet2d-vs-MONAI comparison")
+    ap.add_argument("--unet2d-only", action="store_true", help="only the unet2d-vs-MONAI comparison (CPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cpu":
         print(f"CPU, {args.threads} thread(s), torch {torch.__version__}")
+        if args.unet2d_only:
+            unet2d_against_monai(args.repeats)
+            return 0
         print(f"{'network':42s} {'params':>10s} {'batch x spatial':>18s} {'it/s':>8s}")
         for label, build, cin, k, batch, spatial in CPU_CASES:
             model = build()
             ips = iterations_per_second(model, cin, k, batch, spatial, device, args.seconds)
             shape = f"{batch}x{'x'.join(map(str, spatial))}"
             print(f"{label:42s} {count_parameters(model):>10,d} {shape:>18s} {ips:8.2f}", flush=True)
+        unet2d_against_monai(args.repeats)
         return 0
     if not torch.cuda.is_available():
         raise SystemExit("bench_networks: --device cuda but torch sees no CUDA device")
