@@ -35,7 +35,7 @@ def evidence_cases() -> list[tuple[str, str, dict, int, int, int, tuple]]:
         r = exp["recipe"]
         cases.append((f"{name}: {net} {params}", net, params, 1, classes[name], r["batch_size"],
                        tuple(r["patch_size"])))
-        # unet2d is MONAI's BasicUNet itself (dicebench.networks.unet); the 3D U-Net (Cicek) is
+        # unet2d is a rebuild of MONAI's BasicUNet, output-identical (tests/test_unet2d.py); the 3D U-Net (Cicek) is
         # ours, so MONAI's 3D BasicUNet of the same first width is its reference.
         if net == "unet3d":
             w = params.get("width", 32)

@@ -140,7 +140,7 @@ def test_unet3d_channel_plan_and_count_match_cicek() -> None:
 
 
 def test_unet2d_is_monai_basicunet() -> None:
-    """unet2d is MONAI's BasicUNet (not a rewrite): same weights give the same logits."""
+    """unet2d is MONAI's BasicUNet (our torch-only rebuild, weight- and output-identical): same weights give the same logits."""
     from monai.networks.nets import BasicUNet
 
     ours = _build("unet2d", {"width": 2}, 1, 3)
