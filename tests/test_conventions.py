@@ -48,3 +48,26 @@ def test_a_verdict_that_rests_on_empty_masks_is_flagged():
     assert table.loc["S6", "dicebench_verdict"] == cl.REPRODUCED
     assert table.loc["S6", "monai_ignore_empty_verdict"] == cl.INCONCLUSIVE and table.loc["S6", "flips"]
     assert set(table.columns) >= {f"{n}_verdict" for n in CONVENTIONS}
+
+
+def test_paper_tables_under_conventions_align_entries_by_key(repo_root):
+    """A convention can add or drop table entries (the present-only view exists only where a class
+    is absent from some test case; ignore_empty leaves an all-empty entry without cases): the
+    change from ours is taken entry by entry, never by position (the evidence run crashed here)."""
+    from dicebench.reporting.conventions import paper_tables_under_conventions
+    from dicebench.reporting.paper_tables import load_published
+
+    from test_claims import kervadec
+
+    cases = kervadec({loss: 0.5 for loss in ("dice", "vnet", "gdl", "mime")},
+                     {loss: 0.8 for loss in ("dice", "vnet", "gdl", "mime")}, n_seeds=3).assign(paper="kervadec2023")
+    other = (cases["class"] == "other_pathology") & cases["case"].isin(["c0", "c1"])
+    cases.loc[other, ["gt_voxels", "pred_voxels", "dsc", "hd95"]] = [0, 0, 1.0, 0.0]  # absent, predicted absent
+    tables = paper_tables_under_conventions(cases, load_published(repo_root / "paper" / "published.yaml"))
+    sizes = tables.groupby("convention").size()
+    assert sizes.nunique() > 1  # the conventions do not give the same entries
+    ours = tables[tables["convention"] == "dicebench"]
+    assert (ours["change"].fillna(0) == 0).all()
+    keys = ["paper", "dataset", "row", "column", "metric", "view"]
+    merged = tables.merge(ours[keys + ["ours"]], on=keys, how="left", suffixes=("", "_base"))
+    np.testing.assert_allclose(merged["change"], merged["ours"] - merged["ours_base"], equal_nan=True)

@@ -92,12 +92,16 @@ def paper_tables_under_conventions(cases: pd.DataFrame, published: pd.DataFrame)
         own = main[main["paper"] == paper]
         if own.empty:
             continue
+        keys = ["paper", "dataset", "row", "column", "metric", "view"]
         base = None
         for name in CONVENTIONS:
             long = builder(apply_convention(own, name), published, {})
-            long = long[["paper", "dataset", "row", "column", "metric", "view", "ours", "n_cases"]].assign(convention=name)
-            base = long["ours"].to_numpy() if base is None else base
-            frames.append(long.assign(change=long["ours"].to_numpy() - base))
+            long = long[[*keys, "ours", "n_cases"]].assign(convention=name)
+            # A convention can add or drop entries (a present-only view exists only where a
+            # class is absent from some case): the change is taken entry by entry, by key.
+            base = long.set_index(keys)["ours"] if base is None else base
+            change = long.set_index(keys)["ours"] - base.reindex(pd.MultiIndex.from_frame(long[keys]))
+            frames.append(long.assign(change=change.to_numpy()))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
