@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from bench_sliding_window import import_seconds  # the same fresh-interpreter timing (bench/ is on the path)
 from dicebench.networks import count_parameters, get_network
 
 # (label, builder, in_channels, num_classes, batch, spatial)
@@ -102,16 +100,6 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
     opt.step()
 
 
-def _import_seconds(code: str, env: dict) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of a fresh `python -c code`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def unet2d_against_monai(repeats: int, steps: int = 5, width: int = 8, batch: int = 8,
                          spatial: tuple = (64, 64), k: int = 3) -> None:
     """Print ours beside MONAI's BasicUNet: seconds per training step and the import cost."""
@@ -148,11 +136,11 @@ def unet2d_against_monai(repeats: int, steps: int = 5, width: int = 8, batch: in
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     for code in UNET2D_IMPORTS.values():  # warm the file cache
-        _import_seconds(code, env)
+        import_seconds(code, env)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in UNET2D_IMPORTS}
     for r in range(repeats):
         for name in (list(UNET2D_IMPORTS) if r % 2 == 0 else list(reversed(UNET2D_IMPORTS))):
-            times[name].append(_import_seconds(UNET2D_IMPORTS[name], env))
+            times[name].append(import_seconds(UNET2D_IMPORTS[name], env))
     print(f"  import in a fresh interpreter (median of {repeats} interleaved): wall s, CPU s")
     base = [statistics.median(t[i] for t in times["torch alone"]) for i in (0, 1)]
     for name, runs_ in times.items():
