@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from bench_sliding_window import import_seconds  # the same fresh-interpreter timing (bench/ is on the path)
+from bench_sliding_window import print_import_costs  # the same import table (bench/ is on the path)
 from dicebench.networks import count_parameters, get_network
 
 # (label, builder, in_channels, num_classes, batch, spatial)
@@ -133,21 +131,8 @@ def unet2d_against_monai(repeats: int, steps: int = 5, width: int = 8, batch: in
     print(f"  seconds per training step (median of {repeats} interleaved blocks of {steps}): "
           f"ours {t_ours:.4f}  MONAI {t_ref:.4f}  ratio {t_ours / t_ref:.2f}   max|logit diff| {diff:.1e}")
 
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    for code in UNET2D_IMPORTS.values():  # warm the file cache
-        import_seconds(code, env)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in UNET2D_IMPORTS}
-    for r in range(repeats):
-        for name in (list(UNET2D_IMPORTS) if r % 2 == 0 else list(reversed(UNET2D_IMPORTS))):
-            times[name].append(import_seconds(UNET2D_IMPORTS[name], env))
     print(f"  import in a fresh interpreter (median of {repeats} interleaved): wall s, CPU s")
-    base = [statistics.median(t[i] for t in times["torch alone"]) for i in (0, 1)]
-    for name, runs_ in times.items():
-        wall, cpu = (statistics.median(t[i] for t in runs_) for i in (0, 1))
-        extra = "" if name == "torch alone" else f"   (+{wall - base[0]:.2f} wall, +{cpu - base[1]:.2f} CPU over torch)"
-        print(f"    {name:<14} {wall:>6.2f} {cpu:>6.2f}{extra}", flush=True)
-
+    print_import_costs(UNET2D_IMPORTS, repeats, indent=4)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

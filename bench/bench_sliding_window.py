@@ -122,23 +122,26 @@ def main() -> None:
             print(f"{label:<19} {'x'.join(map(str, shape[1:])):>14} {'x'.join(map(str, patch)):>10} "
                   f"{net_name:>8} {t_ours:>8.3f} {t_ref:>8.3f} {t_ours / t_ref:>6.2f} {diff:>10.1e}")
 
+    print(f"\nimport in a fresh interpreter (median of {args.repeats} interleaved): wall s, CPU s")
+    print_import_costs(IMPORTS, args.repeats, indent=2)
+
+
+def print_import_costs(imports: dict[str, str], repeats: int, indent: int = 2) -> None:
+    """Median wall and CPU seconds of each fresh `python -c code` (interleaved, file cache
+    warmed first), with its excess over the entry "torch alone"."""
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    for code in IMPORTS.values():  # warm the file cache
+    for code in imports.values():  # warm the file cache
         import_seconds(code, env)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in IMPORTS}
-    for r in range(args.repeats):
-        names = list(IMPORTS) if r % 2 == 0 else list(reversed(IMPORTS))
-        for name in names:
-            times[name].append(import_seconds(IMPORTS[name], env))
-    print(f"\nimport in a fresh interpreter (median of {args.repeats} interleaved): wall s, CPU s")
-    base_wall = statistics.median(w for w, _ in times["torch alone"])
-    base_cpu = statistics.median(c for _, c in times["torch alone"])
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in imports}
+    for r in range(repeats):
+        for name in (list(imports) if r % 2 == 0 else list(reversed(imports))):
+            times[name].append(import_seconds(imports[name], env))
+    base_wall, base_cpu = (statistics.median(t[i] for t in times["torch alone"]) for i in (0, 1))
     for name, runs in times.items():
-        wall, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+        wall, cpu = (statistics.median(t[i] for t in runs) for i in (0, 1))
         extra = "" if name == "torch alone" else f"   (+{wall - base_wall:.2f} wall, +{cpu - base_cpu:.2f} CPU over torch)"
-        print(f"  {name:<15} {wall:>6.2f} {cpu:>6.2f}{extra}")
-
+        print(f"{' ' * indent}{name:<15} {wall:>6.2f} {cpu:>6.2f}{extra}", flush=True)
 
 if __name__ == "__main__":
     main()
