@@ -24,13 +24,18 @@ def config(repo_root, tmp_path) -> dict:
 
 
 def _write_cell(config, cell, converged: bool, dsc: list[float]) -> None:
+    """The cell's cell.json, and its test cases appended to the experiment's cases.csv (as the
+    aggregate rule writes it): prostate DSC per case, plus a case without the prostate."""
     folder = Path(config["results"]) / cell.path
     folder.mkdir(parents=True)
     (folder / "cell.json").write_text(json.dumps({"convergence": {"converged": converged}}))
-    rows = [{"case": f"c{i}", "class_index": k, "class": name, "dsc": d if k else 0.99, "gt_voxels": 10}
+    ident = {"experiment": cell.experiment, "dataset": cell.dataset, "network": cell.network, "loss": cell.loss,
+             "weighting": cell.weighting, "lr": cell.lr, "seed": cell.seed}
+    rows = [{**ident, "case": f"c{i}", "class_index": k, "class": name, "dsc": d if k else 0.99, "gt_voxels": 10}
             for i, d in enumerate(dsc) for k, name in ((0, "background"), (1, "prostate"))]
-    rows.append({"case": "empty", "class_index": 1, "class": "prostate", "dsc": 0.0, "gt_voxels": 0})
-    pd.DataFrame(rows).to_csv(folder / "per_case.csv", index=False)
+    rows.append({**ident, "case": "empty", "class_index": 1, "class": "prostate", "dsc": 0.0, "gt_voxels": 0})
+    path = Path(config["results"]) / cell.experiment / "cases.csv"
+    pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 def test_convergence_floors_and_mdd_are_read_from_the_run(config, tmp_path):
